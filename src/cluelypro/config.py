@@ -22,6 +22,9 @@ from pydantic_settings import (
 SAMPLE_RATE = 16_000
 """The pipeline's internal audio rate: 16 kHz mono float32."""
 
+BLOCK_SAMPLES = 512
+"""32 ms: the block a microphone or file replay delivers, and Silero's frame."""
+
 
 def _toml_path() -> Path:
     return Path(os.environ.get("CLUELYPRO_CONFIG", "cluelypro.toml"))
@@ -41,7 +44,7 @@ class Settings(BaseSettings):
     end_silence_ms: int = Field(400, ge=32, description="silence that ends an utterance")
     max_segment_s: float = Field(25.0, gt=1.0, description="force-cut a monologue this long")
     noise_flatness: float = Field(
-        0.6, ge=0.0, le=1.0, description="segments whose median spectral flatness is above this are noise"
+        0.4, ge=0.0, le=1.0, description="reject segments flatter than this (white noise ≈ 0.56, speech < 0.15)"
     )
 
     # ASR
@@ -64,11 +67,9 @@ class Settings(BaseSettings):
     use_tts_engine: Literal["rhvoice"] = "rhvoice"
     tts_voice: str = "anna"
     tts_speed: float = Field(1.0, gt=0.2, lt=4.0)
-    thesis_repeats: int = Field(1, ge=1, description="how many times each thesis is spoken")
 
     # Pipeline
     queue_size: int = Field(8, ge=1)
-    playback_chunk_ms: int = Field(80, ge=10, le=500)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,105 @@
+"""Where spoken theses go: a track aligned with the input, or a live output device.
+
+`play` returns when the chunk has started playing (real time) — the caller feeds one chunk at a
+time, so an interruption (`stop`) is heard within one chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from typing import Protocol
+
+import numpy as np
+
+from cluelypro.audio.devices import open_output_stream
+from cluelypro.config import SAMPLE_RATE
+from cluelypro.metrics.timeline import Clock
+
+
+class Earpiece(Protocol):
+    async def play(self, chunk: np.ndarray, at: float) -> tuple[float, float]:
+        """Queue a 16 kHz chunk no earlier than input time `at`; return its (start, end) times."""
+        ...
+
+    def stop(self) -> None:
+        """Drop whatever is queued but not yet heard."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class TrackEarpiece:
+    """Renders the earpiece into a track on the input timeline (sample n = input time n/16000)."""
+
+    def __init__(self, clock: Clock, length: int) -> None:
+        self._clock = clock
+        self._track = np.zeros(length, dtype=np.float32)
+        self._busy_until = 0.0
+
+    @property
+    def track(self) -> np.ndarray:
+        return self._track
+
+    async def play(self, chunk: np.ndarray, at: float) -> tuple[float, float]:
+        start = max(at, self._busy_until)
+        first = round(start * SAMPLE_RATE)
+        if first + len(chunk) > len(self._track):  # theses may run past the end of the input
+            self._track = np.concatenate([self._track, np.zeros(first + len(chunk) - len(self._track), np.float32)])
+        self._track[first : first + len(chunk)] += chunk
+        self._busy_until = start + len(chunk) / SAMPLE_RATE
+        if not self._clock.fast:
+            await asyncio.sleep(max(0.0, start - self._clock.input_now()))
+        return start, self._busy_until
+
+    def stop(self) -> None:
+        self._busy_until = 0.0
+
+    def close(self) -> None:
+        pass
+
+
+class DeviceEarpiece:
+    """One long-lived output stream for the whole session, fed chunk by chunk."""
+
+    def __init__(self, clock: Clock, device: str | int | None = None) -> None:
+        self._clock = clock
+        self._queue: deque[np.ndarray] = deque()
+        self._lock = threading.Lock()
+        self._busy_until = 0.0
+        self._stream = open_output_stream(device, SAMPLE_RATE, self._fill)
+        self._stream.start()
+
+    def _fill(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
+        out = outdata[:, 0]
+        written = 0
+        with self._lock:
+            while written < frames and self._queue:
+                head = self._queue[0]
+                take = min(frames - written, len(head))
+                out[written : written + take] = head[:take]
+                written += take
+                if take == len(head):
+                    self._queue.popleft()
+                else:
+                    self._queue[0] = head[take:]
+        out[written:] = 0.0
+
+    async def play(self, chunk: np.ndarray, at: float) -> tuple[float, float]:
+        now = self._clock.input_now()
+        start = max(now + self._stream.latency, self._busy_until, at)
+        with self._lock:
+            self._queue.append(chunk)
+        self._busy_until = start + len(chunk) / SAMPLE_RATE
+        await asyncio.sleep(max(0.0, start - now))
+        return start, self._busy_until
+
+    def stop(self) -> None:
+        with self._lock:
+            self._queue.clear()
+        self._busy_until = 0.0
+
+    def close(self) -> None:
+        self._stream.stop()
+        self._stream.close()

@@ -1,0 +1,57 @@
+"""Where the pipeline's audio comes from: a file replayed, or a microphone."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import numpy as np
+import soxr
+
+from cluelypro.audio.devices import open_input_stream
+from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE
+from cluelypro.metrics.timeline import Clock
+
+log = logging.getLogger(__name__)
+
+
+async def replay_file(audio: np.ndarray, clock: Clock) -> AsyncIterator[np.ndarray]:
+    """Yield 16 kHz blocks: in real time (each block when its last sample 'arrives'), or with
+    `clock.fast` as fast as the pipeline takes them."""
+    clock.restart()
+    for start in range(0, len(audio), BLOCK_SAMPLES):
+        block = audio[start : start + BLOCK_SAMPLES]
+        if clock.fast:
+            await asyncio.sleep(0)
+        else:
+            await asyncio.sleep(max(0.0, (start + len(block)) / SAMPLE_RATE - clock.input_now()))
+        yield block
+
+
+async def capture_microphone(clock: Clock, device: str | int | None = None, max_backlog_s: float = 10.0) -> AsyncIterator[np.ndarray]:
+    """Yield 16 kHz blocks from a microphone until cancelled.
+
+    The device callback only hands blocks to the event loop; if the pipeline ever falls
+    `max_backlog_s` behind, the oldest audio is dropped with a warning instead of blocking capture.
+    """
+    loop = asyncio.get_running_loop()
+    blocks: asyncio.Queue[np.ndarray] = asyncio.Queue()
+    max_blocks = int(max_backlog_s * SAMPLE_RATE / BLOCK_SAMPLES)
+
+    def deliver(block: np.ndarray) -> None:
+        if blocks.qsize() >= max_blocks:
+            blocks.get_nowait()
+            log.warning("audio capture is %.0f s ahead of processing; dropping old audio", max_backlog_s)
+        blocks.put_nowait(block)
+
+    def on_audio(indata: np.ndarray, frames: int, time_info: object, status: object) -> None:
+        loop.call_soon_threadsafe(deliver, indata[:, 0].copy())
+
+    stream, rate = open_input_stream(device, on_audio)
+    resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE else None
+    with stream:
+        clock.restart()
+        while True:
+            block = await blocks.get()
+            yield resampler.resample_chunk(block) if resampler else block

@@ -1,0 +1,101 @@
+"""What the terminal shows: loading progress, what is heard and prompted, the latency table."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cluelypro.metrics.summary import MILESTONES, QuestionChain, percentiles, stage_summary
+from cluelypro.metrics.timeline import Event
+from cluelypro.packaged import ProgressCallback
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+def fail(message: str) -> None:
+    errors.print(f"[bold red]error:[/] {message}")
+
+
+@contextmanager
+def loading_progress() -> Iterator[callable]:
+    """Yields a reporter: label → progress callback, one bar per loaded engine."""
+    columns = [TextColumn("{task.description:<34}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=errors, transient=False) as progress:
+
+        def report(label: str) -> ProgressCallback:
+            task = progress.add_task(f"loading {label}", total=None)
+
+            def update(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            return update
+
+        yield report
+
+
+def print_event(event: Event) -> None:
+    """Live view of the conversation as the timeline records it."""
+    name, stamp = event["event"], f"[dim]{event['t']:7.2f}s[/]"
+    if name == "asr" and event["text"]:
+        console.print(f"{stamp} heard   «{event['text']}»  [dim]({event['ms']} ms)[/]")
+    elif name == "thesis":
+        console.print(f"{stamp} [bold green]thesis {event['index']}[/] {event['text']}")
+    elif name == "playback_start" and event["index"] == 1:
+        console.print(f"{stamp} [cyan]speaking[/] the answer to question {event['q']}")
+    elif name == "interrupted":
+        console.print(f"{stamp} [yellow]new question {event['new_q']} interrupts question {event['old_q']}[/]")
+    elif name == "error":
+        console.print(f"{stamp} [red]{event['stage']} error:[/] {event['message']}")
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def latency_table(chains: list[QuestionChain]) -> Table:
+    table = Table(title="Latency after end of speech (s)", title_justify="left")
+    table.add_column("stage")
+    table.add_column("p50", justify="right")
+    table.add_column("p95", justify="right")
+    summary = stage_summary(chains)
+    for name, label in MILESTONES:
+        table.add_row(label, _seconds(summary[name].get("p50")), _seconds(summary[name].get("p95")))
+    return table
+
+
+def print_summary(chains: list[QuestionChain], rss_peak_mb: float | None, startup_s: float | None) -> None:
+    if not chains:
+        console.print("no question was heard")
+        return
+    per_question = Table(title="Questions", title_justify="left")
+    for column in ("q", "question", "theses", "voice-to-voice (s)"):
+        per_question.add_column(column)
+    for chain in chains:
+        per_question.add_row(str(chain.q), chain.text, str(len(chain.theses)), _seconds(chain.voice_to_voice))
+    console.print(per_question)
+    console.print(latency_table(chains))
+    v2v = percentiles([chain.voice_to_voice for chain in chains if chain.voice_to_voice is not None])
+    if v2v:
+        console.print(f"voice-to-voice p50 {v2v['p50']:.3f} s, p95 {v2v['p95']:.3f} s")
+    extras = []
+    if startup_s is not None:
+        extras.append(f"start-up {startup_s:.1f} s")
+    if rss_peak_mb is not None:
+        extras.append(f"peak RSS {rss_peak_mb:.0f} MB")
+    if extras:
+        console.print(", ".join(extras))
+
+
+def peak_rss_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 / (1024 if sys.platform == "darwin" else 1)

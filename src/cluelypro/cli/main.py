@@ -1,0 +1,194 @@
+"""`cluelypro` command line: demo and run (SPEC §4)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+
+from cluelypro.audio.devices import DeviceError, parse_device
+from cluelypro.audio.earpiece import DeviceEarpiece, Earpiece, TrackEarpiece
+from cluelypro.audio.io import AudioInputError, read_audio, to_mono_16k, write_audio
+from cluelypro.audio.sources import capture_microphone, replay_file
+from cluelypro.cli import console as ui
+from cluelypro.config import SAMPLE_RATE, Settings, load_settings
+from cluelypro.metrics.summary import QuestionChain, question_chains
+from cluelypro.metrics.timeline import Clock, Timeline
+from cluelypro.packaged import ModelUnavailableError
+from cluelypro.pipeline.engines import Engines, build_engines, load_engines
+from cluelypro.pipeline.pipeline import Pipeline
+
+app = typer.Typer(
+    help="CluelyPro — a real-time voice prompter: hears a question, whispers short theses.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEMO_QUESTION = "Расскажите, что такое фотосинтез?"
+EXIT_USER_ERROR = 2  # bad input, missing model or device: the message says what to fix
+EXIT_NO_ANSWER = 3  # the pipeline ran but produced no theses where some were required
+
+Option = typer.Option
+
+
+class Session:
+    """One run of the pipeline: engines loaded once, one clock, one timeline."""
+
+    def __init__(self, settings: Settings, fast: bool, events: Path | None) -> None:
+        self.settings = settings
+        self.clock = Clock(fast=fast)
+        self.timeline = Timeline(events)
+        self.timeline.subscribe(ui.print_event)
+        self.engines: Engines = build_engines(settings)
+        self.startup_s: float | None = None
+
+    def load(self) -> None:
+        with ui.loading_progress() as report:
+            self.startup_s = load_engines(self.engines, report)
+        ui.errors.print(f"[green]ready[/] in {self.startup_s:.1f} s")
+
+    def run(self, source: AsyncIterator[np.ndarray], earpiece: Earpiece) -> None:
+        pipeline = Pipeline(self.settings, self.engines, self.clock, self.timeline, earpiece)
+        try:
+            asyncio.run(pipeline.run(source))
+        finally:
+            earpiece.close()
+            self.timeline.close()
+            self.engines.close()
+
+    def summarize(self) -> list[QuestionChain]:
+        chains = question_chains(self.timeline.events)
+        ui.print_summary(chains, ui.peak_rss_mb(), self.startup_s)
+        return chains
+
+
+def _guarded(action: Callable[[], int]) -> None:
+    """Run a command body; user errors end in one line and exit code 2, never a traceback."""
+    try:
+        code = action()
+    except (AudioInputError, ModelUnavailableError, DeviceError) as error:
+        ui.fail(str(error))
+        code = EXIT_USER_ERROR
+    raise typer.Exit(code)
+
+
+def _settings(**overrides: object) -> Settings:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return load_settings(**overrides)
+
+
+def _replay(session: Session, audio: np.ndarray, output: Path | None, rate: int) -> list[QuestionChain]:
+    earpiece = TrackEarpiece(session.clock, len(audio))
+    session.run(replay_file(audio, session.clock), earpiece)
+    if output is not None:
+        track = earpiece.track
+        write_audio(output, track if rate == SAMPLE_RATE else _resample(track, rate), rate)
+        ui.console.print(f"earpiece track written to {output}")
+    return session.summarize()
+
+
+def _resample(track: np.ndarray, rate: int) -> np.ndarray:
+    import soxr
+
+    return soxr.resample(track, SAMPLE_RATE, rate)
+
+
+@app.command()
+def demo(
+    question: Annotated[str, Option(help="the examiner's question to synthesise")] = DEMO_QUESTION,
+    output: Annotated[Path, Option(help="earpiece track to write")] = Path("earpiece.wav"),
+    question_output: Annotated[Path, Option(help="where to save the synthesised question")] = Path("demo_question.wav"),
+    events: Annotated[Optional[Path], Option(help="write the event timeline as JSON lines")] = None,
+    fast: Annotated[bool, Option("--fast", help="process as fast as possible instead of in real time")] = False,
+    examiner_voice: Annotated[str, Option(help="RHVoice voice of the examiner")] = "aleksandr",
+) -> None:
+    """Synthesise an examiner's question and run it through the whole offline pipeline."""
+
+    def body() -> int:
+        settings = _settings()
+        session = Session(settings, fast, events)
+        session.load()
+        audio = _examiner_recording(question, examiner_voice)
+        write_audio(question_output, audio)
+        ui.console.print(f"examiner ({examiner_voice}) asks: «{question}» — saved to {question_output}")
+        chains = _replay(session, audio, output, SAMPLE_RATE)
+        if not any(chain.theses for chain in chains):
+            ui.fail("the demo question got no theses; check LLM_MODEL and ASR_MODEL (cluelypro run --help)")
+            return EXIT_NO_ANSWER
+        return 0
+
+    _guarded(body)
+
+
+def _examiner_recording(question: str, voice: str) -> np.ndarray:
+    """The question in another voice, with room before it and for the answer after it."""
+    from cluelypro.tts.rhvoice import RhVoiceSynthesizer
+
+    examiner = RhVoiceSynthesizer(voice)
+    examiner.load()
+    speech = to_mono_16k(np.concatenate(list(examiner.synthesize(question))), examiner.sample_rate)
+    examiner.close()
+    silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    return np.concatenate([silence / 2, 0.8 * speech / max(1e-6, np.abs(speech).max()), silence])
+
+
+@app.command()
+def run(
+    input: Annotated[Optional[Path], Option("--input", "-i", help="audio file to replay (wav/flac/ogg/mp3); none = microphone")] = None,
+    output: Annotated[Optional[Path], Option("--output", "-o", help="write the earpiece track, aligned with the input")] = None,
+    fast: Annotated[bool, Option("--fast", help="replay as fast as possible instead of in real time")] = False,
+    events: Annotated[Optional[Path], Option(help="write the event timeline as JSON lines")] = None,
+    input_device: Annotated[Optional[str], Option(help="microphone: index or name part (live)")] = None,
+    output_device: Annotated[Optional[str], Option(help="earpiece: index or name part (live)")] = None,
+    vad: Annotated[Optional[str], Option(help="VAD engine: silero or webrtc")] = None,
+    end_silence_ms: Annotated[Optional[int], Option(help="silence that ends an utterance")] = None,
+    asr_model: Annotated[Optional[str], Option(help="faster-whisper model name or path")] = None,
+    llm_model: Annotated[Optional[str], Option(help="embedded LLM name or GGUF path")] = None,
+    voice: Annotated[Optional[str], Option(help="RHVoice voice for the earpiece")] = None,
+) -> None:
+    """Replay a recording through the prompter, or listen live until Ctrl+C."""
+
+    def body() -> int:
+        settings = _settings(
+            vad_engine=vad, end_silence_ms=end_silence_ms, asr_model=asr_model, llm_model=llm_model, tts_voice=voice
+        )
+        if input is not None:
+            audio = read_audio(input)  # fail on a bad file before minutes of model loading
+            session = Session(settings, fast, events)
+            session.load()
+            chains = _replay(session, audio, output, _input_rate(input))
+            if not session.timeline.of("speech_start"):
+                ui.console.print(f"no speech found in {input}; check the recording level, or lower VAD_THRESHOLD")
+            return 0
+        return _run_live(settings, events, parse_device(input_device), parse_device(output_device))
+
+    _guarded(body)
+
+
+def _input_rate(path: Path) -> int:
+    import soundfile
+
+    return soundfile.info(str(path)).samplerate
+
+
+def _run_live(settings: Settings, events: Path | None, input_device: str | int | None, output_device: str | int | None) -> int:
+    session = Session(settings, fast=False, events=events)
+    earpiece = DeviceEarpiece(session.clock, output_device)  # fail on a missing device before loading
+    session.load()
+    ui.console.print("listening — press Ctrl+C to stop")
+    try:
+        session.run(capture_microphone(session.clock, input_device), earpiece)
+    except KeyboardInterrupt:
+        ui.console.print("stopped")
+    session.summarize()
+    return 0
+
+
+def main() -> None:
+    app()

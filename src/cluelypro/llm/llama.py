@@ -1,0 +1,79 @@
+"""ThesisLLM over llama.cpp (llama-cpp-python), on the CPU.
+
+The system prompt is identical on every call, so llama.cpp's longest-prefix reuse of the
+evaluated tokens only has to evaluate the new user turn; warm_up() puts the prefix there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+
+from cluelypro.llm.models import EMBEDDED, resolve_gguf
+from cluelypro.llm.prompts import thesis_messages
+from cluelypro.packaged import ProgressCallback
+
+TEMPERATURE = 0.0  # greedy: the same question gets the same theses
+REPEAT_PENALTY = 1.1  # without it the 1.5B model loops on one line until max_tokens
+STOP = ["\n6."]  # more than five theses
+
+
+class LlamaThesisLLM:
+    def __init__(
+        self,
+        model: str = "qwen2.5-coder-1.5b",
+        threads: int = 1,
+        context_tokens: int = 2048,
+        grammar: bool = False,
+    ) -> None:
+        self.model = model
+        self.threads = threads
+        self.context_tokens = context_tokens
+        self.grammar = grammar
+        self.name = f"local:{model if model in EMBEDDED else Path(model).stem}"
+        self._llama = None
+        self._grammar = None
+
+    def load(self, progress: ProgressCallback | None = None) -> None:
+        if self._llama is not None:
+            return
+        path = resolve_gguf(self.model, progress)
+        from llama_cpp import Llama, LlamaGrammar  # heavy import; also sets its log callback
+
+        self._llama = Llama(
+            model_path=str(path),
+            n_ctx=self.context_tokens,
+            n_threads=self.threads,
+            n_threads_batch=self.threads,  # the default (all cores) would fight the ASR
+            n_batch=512,  # system prompt + question in one batch
+            use_mmap=False,
+            verbose=False,  # llama.cpp logs errors only
+        )
+        if self.grammar:
+            text = files("cluelypro.llm").joinpath("theses.gbnf").read_text(encoding="utf-8")
+            self._grammar = LlamaGrammar.from_string(text, verbose=False)
+
+    def warm_up(self) -> None:
+        for _ in self.stream(thesis_messages(""), max_tokens=1):
+            pass
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
+        if self._llama is None:
+            raise RuntimeError("call load() first")
+        chunks = self._llama.create_chat_completion(
+            messages,
+            stream=True,
+            max_tokens=max_tokens,
+            temperature=TEMPERATURE,
+            repeat_penalty=REPEAT_PENALTY,
+            stop=STOP,
+            grammar=self._grammar,
+        )
+        try:
+            for chunk in chunks:
+                piece = chunk["choices"][0]["delta"].get("content")
+                if piece:
+                    yield piece
+        finally:
+            chunks.close()  # stops llama.cpp between two tokens

@@ -1,0 +1,92 @@
+"""Cut a streamed LLM answer into theses the moment each one is complete.
+
+The model is asked for numbered lines ("1. …\\n2. …"). A thesis is complete at its newline, or
+when the next number starts on the same line ("1. a 2. b"). The result never depends on how the
+stream was chunked: a boundary is only taken once the text that proves it has arrived.
+"""
+
+from __future__ import annotations
+
+import re
+
+MIN_WORDS = 3
+"""Shorter lines ("0", "Да.", "Строки (str).") are not theses."""
+
+_MARKER = re.compile(r"(?:(\d{1,2})\s*[.)]\s*|[-*•–—]\s+)")  # "1. ", "2) ", "- ", "* ", "• "
+_LEADING_NUMBER = re.compile(r"\s*[*_]*\s*(\d{1,2})[.)]")
+_INLINE_NUMBER = re.compile(r"(?<=\s)(\d{1,2})[.)]\s")  # needs the space after it to be sure
+_LABEL = re.compile(r"^(?:тезис\s*\d*|ответ)\s*[:.—-]\s*", re.IGNORECASE)
+_QUOTES = "\"'«»“”„"
+
+
+class ThesisStreamParser:
+    def __init__(self) -> None:
+        self._buffer = ""
+        self._last_number = 0
+        self._marked = False  # some line had a number or bullet: unmarked lines are epilogue
+        self._seen: set[str] = set()  # small models repeat themselves; say each thesis once
+        self._silent = False  # the answer began with "0": not a question, ignore the rest
+
+    def feed(self, piece: str) -> list[str]:
+        """Theses completed by this piece of the stream."""
+        self._buffer += piece.replace("\r\n", "\n").replace("\r", "\n")
+        return self._drain(final=False)
+
+    def finish(self) -> list[str]:
+        """The last thesis, once the stream has ended."""
+        return self._drain(final=True)
+
+    def _drain(self, final: bool) -> list[str]:
+        theses: list[str] = []
+        while True:
+            end, resume = self._boundary()
+            if end is None:
+                if not final:
+                    return theses
+                end = resume = len(self._buffer)
+            segment, self._buffer = self._buffer[:end], self._buffer[resume:]
+            thesis = self._clean(segment)
+            if thesis and thesis.casefold() not in self._seen:
+                self._seen.add(thesis.casefold())
+                theses.append(thesis)
+            if not self._buffer:
+                return theses
+
+    def _boundary(self) -> tuple[int | None, int]:
+        """Where the current segment ends and the next one starts, if already known."""
+        newline = self._buffer.find("\n")
+        leading = _LEADING_NUMBER.match(self._buffer)
+        expected = (int(leading.group(1)) if leading else self._last_number) + 1
+        for match in _INLINE_NUMBER.finditer(self._buffer):
+            if newline != -1 and match.start() > newline:
+                break
+            if int(match.group(1)) == expected:
+                return match.start(), match.start()
+        if newline != -1:
+            return newline, newline + 1
+        return None, 0
+
+    def _clean(self, line: str) -> str | None:
+        text = line.replace("**", "").replace("__", "").replace("`", "").strip()
+        text = text.lstrip("#").strip()
+        if text in ("0", "0.") and not self._seen:
+            self._silent = True
+        if self._silent or not text:
+            return None
+        marker = _MARKER.match(text)
+        if marker:
+            self._marked = True
+            if marker.group(1):
+                self._last_number = int(marker.group(1))
+            text = text[marker.end():]
+        elif self._marked:
+            return None  # epilogue after the list ("Надеюсь, это поможет!")
+        if text.endswith(":"):
+            return None  # preamble ("Вот тезисы:") or a heading over sub-items ("…, включая:")
+        text = _LABEL.sub("", text).strip()
+        if len(text) > 1 and text[0] in _QUOTES and text[-1] in _QUOTES:
+            if sum(char in _QUOTES for char in text) == 2:  # quoted whole, not «Война и мир» — …
+                text = text[1:-1].strip()
+        if len(text.split()) < MIN_WORDS:
+            return None
+        return text

@@ -1,0 +1,98 @@
+"""The clock and the event timeline (SPEC §3a): the one place that owns time.
+
+Every event carries `t`, seconds on the input timeline. In live and real-time replay the input
+clock is wall time since the start. With `--fast` the input runs ahead of the wall, so each
+utterance's chain gets an anchor: the input time of its speech end plus the wall time elapsed
+since that speech end was detected. One formula serves both: t = anchor.t + (now − anchor.wall).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+Observer = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A point where the input timeline and the monotonic clock are known to coincide."""
+
+    t: float
+    monotonic: float
+
+    def now(self) -> float:
+        return self.t + (time.monotonic() - self.monotonic)
+
+
+class Clock:
+    def __init__(self, fast: bool = False) -> None:
+        self.fast = fast
+        self._start = time.monotonic()
+
+    def restart(self) -> None:
+        """Input time 0 is now (called when audio starts flowing)."""
+        self._start = time.monotonic()
+
+    def input_now(self) -> float:
+        """Real-time input position; meaningful only when not fast."""
+        return time.monotonic() - self._start
+
+    def wall_anchor(self) -> Anchor:
+        """Anchor for real-time input: input time runs with the wall."""
+        return Anchor(0.0, self._start)
+
+    def anchor_for_speech_end(self, speech_end_t: float) -> Anchor:
+        """The anchor of the chain started by a speech end detected just now."""
+        if self.fast:
+            return Anchor(speech_end_t, time.monotonic())
+        return self.wall_anchor()
+
+
+class Timeline:
+    """Collects events, writes them as JSON lines as they happen, and tells observers."""
+
+    def __init__(self, jsonl_path: Path | None = None) -> None:
+        self.events: list[Event] = []
+        self._observers: list[Observer] = []
+        self._file: TextIO | None = None
+        if jsonl_path is not None:
+            jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = jsonl_path.open("w", encoding="utf-8")
+
+    def subscribe(self, observer: Observer) -> None:
+        self._observers.append(observer)
+
+    def emit(self, event: str, t: float, utt: int | None = None, q: int | None = None, **fields: Any) -> Event:
+        record: Event = {"t": round(t, 4), "wall": round(time.time(), 4), "utt": utt, "q": q, "event": event, **fields}
+        self.events.append(record)
+        self._write(record)
+        for observer in self._observers:
+            observer(record)
+        return record
+
+    def of(self, event: str) -> list[Event]:
+        return [record for record in self.events if record["event"] == event]
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _write(self, record: Event) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._file.flush()
+        except OSError as error:  # a full disk must not stop the prompter
+            log.warning("event log stopped (%s); events are kept in memory for the summary", error)
+            self._file = None

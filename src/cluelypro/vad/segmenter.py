@@ -1,0 +1,153 @@
+"""Cuts a stream of scored frames into utterances (SPEC §2.2).
+
+Pure logic with no engine and no clock: it is fed each frame with the detector's speech
+probability and keeps the input time itself (frames pushed × frame length).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cluelypro.config import SAMPLE_RATE
+
+HYSTERESIS = 0.15
+"""Once speech has started, frames stay voiced down to threshold − this (as Silero's own
+iterator does), so a soft syllable does not open a silence gap."""
+
+TRAILING_KEEP_S = 0.2
+"""Silence kept after the last voiced frame: enough for the ASR to hear the word's end."""
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    utt: int
+    t: float
+
+
+@dataclass(frozen=True)
+class Utterance:
+    utt: int
+    audio: np.ndarray = field(repr=False)
+    start: float  # first voiced frame, input seconds
+    end: float  # end of the last voiced frame, input seconds
+    closed_at: float  # input time when the end-of-speech silence window closed
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    utt: int
+    start: float
+    end: float
+    utterance: Utterance | None  # None when the segment was rejected
+    reason: str  # "speech", "too_short" or "noise"
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+SegmenterEvent = SpeechStarted | SpeechEnded
+
+
+def spectral_flatness(audio: np.ndarray, frame: int = 512) -> float:
+    """Median spectral flatness of the audible frames: ≈0.56 for white noise, well below for speech."""
+    count = len(audio) // frame
+    if count == 0:
+        return 0.0
+    frames = audio[: count * frame].reshape(count, frame) * np.hanning(frame)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-12
+    loudness = power.mean(axis=1)
+    audible = loudness > loudness.max() * 1e-3
+    flatness = np.exp(np.log(power).mean(axis=1)) / loudness
+    return float(np.median(flatness[audible]))
+
+
+class Segmenter:
+    def __init__(
+        self,
+        frame_samples: int,
+        threshold: float = 0.5,
+        preroll_ms: int = 160,
+        min_segment_ms: int = 500,
+        end_silence_ms: int = 400,
+        max_segment_s: float = 25.0,
+        noise_flatness: float = 0.4,
+    ) -> None:
+        self.frame_samples = frame_samples
+        self.frame_s = frame_samples / SAMPLE_RATE
+        self.threshold = threshold
+        self.min_segment_s = min_segment_ms / 1000
+        self.end_silence_s = end_silence_ms / 1000
+        self.max_segment_s = max_segment_s
+        self.noise_flatness = noise_flatness
+        self._preroll: deque[np.ndarray] = deque(maxlen=math.ceil(preroll_ms / 1000 / self.frame_s))
+        self._frames: list[np.ndarray] = []
+        self._next_utt = 1
+        self._utt = 0
+        self._start = 0.0
+        self._last_voiced_end = 0.0
+        self._frames_pushed = 0
+
+    @property
+    def now(self) -> float:
+        """Input time at the end of the last frame pushed."""
+        return self._frames_pushed * self.frame_s
+
+    @property
+    def in_speech(self) -> bool:
+        return bool(self._frames)
+
+    def push(self, frame: np.ndarray, probability: float) -> list[SegmenterEvent]:
+        frame_start = self.now
+        self._frames_pushed += 1
+        if not self.in_speech:
+            return self._idle(frame, probability, frame_start)
+        self._frames.append(frame)
+        if probability >= self.threshold - HYSTERESIS:
+            self._last_voiced_end = self.now
+        if self.now - self._last_voiced_end >= self.end_silence_s:
+            return [self._close()]
+        if self.now - self._start >= self.max_segment_s:
+            return [self._close()]
+        return []
+
+    def flush(self) -> list[SegmenterEvent]:
+        """End of input: close an utterance still open."""
+        return [self._close()] if self.in_speech else []
+
+    def _idle(self, frame: np.ndarray, probability: float, frame_start: float) -> list[SegmenterEvent]:
+        if probability < self.threshold:
+            self._preroll.append(frame)
+            return []
+        self._utt = self._next_utt
+        self._next_utt += 1
+        self._start = frame_start
+        self._last_voiced_end = self.now
+        self._frames = [*self._preroll, frame]
+        self._preroll.clear()
+        return [SpeechStarted(self._utt, frame_start)]
+
+    def _close(self) -> SpeechEnded:
+        audio = np.concatenate(self._frames)
+        self._frames = []
+        keep_until = min(self.now, self._last_voiced_end + TRAILING_KEEP_S)
+        audio = audio[: len(audio) - round((self.now - keep_until) * SAMPLE_RATE)]
+        start, end = self._start, self._last_voiced_end
+        reason = self._rejection(audio, end - start)
+        utterance = None if reason else Utterance(self._utt, audio, start, end, closed_at=self.now)
+        return SpeechEnded(self._utt, start, end, utterance, reason or "speech")
+
+    def _rejection(self, audio: np.ndarray, duration: float) -> str | None:
+        if duration < self.min_segment_s:
+            return "too_short"
+        if spectral_flatness(audio) > self.noise_flatness:
+            return "noise"
+        return None

@@ -1,0 +1,141 @@
+"""The thesis LLM: model resolution (fast) and the real embedded model (slow)."""
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from cluelypro.llm import models
+from cluelypro.llm.models import EmbeddedModel, resolve_gguf
+from cluelypro.llm.prompts import deepening_messages, thesis_messages
+from cluelypro.llm.thesis_parser import ThesisStreamParser
+from cluelypro.packaged import ModelUnavailableError
+
+QUESTIONS = [
+    "Расскажите о причинах Первой мировой войны",
+    "Что такое производная функции?",
+    "Какие бывают типы данных в Python?",
+    "Что такое фотосинтез?",
+    'Кто написал роман "Война и мир" и о чём он?',
+    "Что такое инфляция?",
+]
+SMALL_TALK = ["Добрый день, присаживайтесь.", "Подождите минутку, я найду ваш билет."]
+
+
+# --- resolving the model file ----------------------------------------------------------------
+
+
+def test_sha_mismatch_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = [tmp_path / "part01.bin", tmp_path / "part02.bin"]
+    parts[0].write_bytes(b"GGUF" + b"\0" * 60)
+    parts[1].write_bytes(b"tampered")
+    monkeypatch.setenv("CLUELYPRO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(EmbeddedModel, "part_paths", lambda self: parts)
+    with pytest.raises(ModelUnavailableError, match="SHA-256 of the joined parts is .* expected"):
+        resolve_gguf("qwen2.5-coder-0.5b")
+    assert list((tmp_path / "cache").iterdir()) == []  # nothing half-written left behind
+
+
+def test_missing_part_package_names_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CLUELYPRO_CACHE_DIR", str(tmp_path))
+    monkeypatch.setitem(models.EMBEDDED, "tiny", EmbeddedModel("no_such_model_part", 2, "0" * 64))
+    with pytest.raises(ModelUnavailableError, match="pip install no-such-model-part1 no-such-model-part2"):
+        resolve_gguf("tiny")
+
+
+def test_paths_must_be_existing_gguf_files(tmp_path: Path) -> None:
+    not_gguf = tmp_path / "model.gguf"
+    not_gguf.write_bytes(b"PK\3\4 a zip, not a model")
+    with pytest.raises(ModelUnavailableError, match="not a GGUF file"):
+        resolve_gguf(str(not_gguf))
+    with pytest.raises(ModelUnavailableError, match="neither an embedded model"):
+        resolve_gguf(str(tmp_path / "missing.gguf"))
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF\3\0\0\0")
+    assert resolve_gguf(str(gguf)) == gguf
+
+
+def test_every_prompt_shares_one_cacheable_prefix() -> None:
+    first = thesis_messages("Что такое инфляция?")
+    assert thesis_messages("Что такое ДНК?", context="Поговорим о биологии.")[:-1] == first[:-1]
+    assert deepening_messages("Что такое инфляция?", ["Инфляция — рост цен."])[:-1] == first[:-1]
+
+
+# --- the real model ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def llm():
+    from cluelypro.llm.llama import LlamaThesisLLM
+
+    model = LlamaThesisLLM()
+    try:
+        model.load()
+    except ModelUnavailableError as error:
+        pytest.skip(str(error))
+    model.warm_up()
+    return model
+
+
+def ask(llm, question: str) -> tuple[list[str], float, float]:
+    parser, theses, pieces = ThesisStreamParser(), [], 0
+    start = time.perf_counter()
+    first = None
+    for piece in llm.stream(thesis_messages(question), 180):
+        first = first or time.perf_counter()
+        pieces += 1
+        theses += parser.feed(piece)
+    theses += parser.finish()
+    end = time.perf_counter()
+    ttft = (first or end) - start
+    rate = (pieces - 1) / (end - first) if first and pieces > 1 else 0.0
+    print(f"\n{question}  ttft={ttft:.2f}s  {rate:.1f} tok/s")
+    for thesis in theses:
+        print(f"    - {thesis}")
+    return theses, ttft, rate
+
+
+def cyrillic_ratio(text: str) -> float:
+    letters = re.findall(r"[^\W\d_]", text.replace("Python", ""))
+    return sum("а" <= c.lower() <= "я" or c in "ёЁ" for c in letters) / max(len(letters), 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_product_questions_get_russian_theses(llm, question: str) -> None:
+    theses, ttft, _ = ask(llm, question)
+    assert 1 <= len(theses) <= 5
+    for thesis in theses:
+        assert 3 <= len(thesis.split()) <= 25, thesis
+        assert cyrillic_ratio(thesis) > 0.5, thesis  # mostly Russian
+    assert ttft < 5.0  # the system prompt is cached: only the question is evaluated
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("utterance", SMALL_TALK)
+def test_small_talk_gets_no_theses(llm, utterance: str) -> None:
+    assert ask(llm, utterance)[0] == []
+
+
+@pytest.mark.slow
+def test_prefix_cache_makes_the_next_question_fast(llm) -> None:
+    llm._llama.reset()  # forget everything: the next call evaluates the whole prompt
+    _, cold, _ = ask(llm, "Что такое инфляция?")
+    _, warm, _ = ask(llm, "Что такое фотосинтез?")
+    print(f"cold ttft {cold:.2f}s, warm ttft {warm:.2f}s")
+    assert warm < cold / 3
+
+
+@pytest.mark.slow
+def test_closing_the_stream_stops_generation(llm) -> None:
+    stream = llm.stream(thesis_messages(QUESTIONS[0]), 180)
+    for _ in range(3):
+        next(stream)
+    start = time.perf_counter()
+    stream.close()
+    assert time.perf_counter() - start < 0.5
+    evaluated = llm._llama.n_tokens
+    time.sleep(0.3)
+    assert llm._llama.n_tokens == evaluated  # nothing is generated in the background
+    assert ask(llm, "Что такое инфляция?")[0]  # and the model is usable right away

@@ -1,0 +1,116 @@
+import random
+
+import pytest
+
+from cluelypro.llm.thesis_parser import ThesisStreamParser
+
+# Streams as the models actually wrote them (Qwen2.5-Coder 1.5B / 0.5B), plus the messy cases.
+NUMBERED = (
+    "1. Горные породы делятся на магматические, осадочные и метаморфические.\n"
+    "2. Магматические образуются при застывании магмы, например гранит.\n"
+    "3. Осадочные накапливаются из обломков и остатков организмов."
+)
+NUMBERED_THESES = [
+    "Горные породы делятся на магматические, осадочные и метаморфические.",
+    "Магматические образуются при застывании магмы, например гранит.",
+    "Осадочные накапливаются из обломков и остатков организмов.",
+]
+SUB_ITEMS = (
+    "1. Первая мировая война была вызвана многими факторами, включая:\n"
+    "   - Борьба великих держав за колонии\n"
+    "   - Гонка вооружений в Европе\n"
+    "2. Поводом стало убийство эрцгерцога в Сараеве."
+)
+MESSY = (
+    "Вот тезисы:\r\n\r\n"
+    "**1.** **Кератин** — основной белок волос.\r\n"
+    "2) «Он прочный и не растворяется в воде»\r\n"
+    "- `Python` хранит строки как последовательности символов\r\n"
+    "3. Роман «Война и мир» написал Лев Толстой\r\n"
+    "Надеюсь, это поможет!"
+)
+MESSY_THESES = [
+    "Кератин — основной белок волос.",
+    "Он прочный и не растворяется в воде",
+    "Python хранит строки как последовательности символов",
+    "Роман «Война и мир» написал Лев Толстой",
+]
+ONE_LINE = "1. Инфляция — это рост общего уровня цен. 2. Деньги при этом обесцениваются со временем. 3. Её измеряют индексом потребительских цен."
+ONE_LINE_THESES = [
+    "Инфляция — это рост общего уровня цен.",
+    "Деньги при этом обесцениваются со временем.",
+    "Её измеряют индексом потребительских цен.",
+]
+CASES = [
+    (NUMBERED, NUMBERED_THESES),
+    (SUB_ITEMS, [
+        "Борьба великих держав за колонии",
+        "Гонка вооружений в Европе",
+        "Поводом стало убийство эрцгерцога в Сараеве.",
+    ]),
+    (MESSY, MESSY_THESES),
+    (ONE_LINE, ONE_LINE_THESES),
+    ("Кератин — основной белок волос, ногтей и кожи.", ["Кератин — основной белок волос, ногтей и кожи."]),
+    ("0", []),
+    ("0.", []),
+    ("0\n\nЭто приветствие, а не вопрос по предмету.", []),
+    ("", []),
+    ("\n\n", []),
+    ("1. Да.\n2. Строки (str).", []),  # too short to be theses
+    ("1. Война началась в Африке.\n2. Война началась в Африке.\n3. Война началась в Африке.",
+     ["Война началась в Африке."]),  # a looping small model: each thesis once
+]
+
+
+def run(chunks: list[str]) -> tuple[list[str], list[list[str]]]:
+    parser = ThesisStreamParser()
+    per_chunk = [parser.feed(chunk) for chunk in chunks]
+    per_chunk.append(parser.finish())
+    return [thesis for batch in per_chunk for thesis in batch], per_chunk
+
+
+def rechunk(text: str, rng: random.Random) -> list[str]:
+    cuts = sorted(rng.sample(range(1, len(text)), k=min(max(len(text) - 1, 0), rng.randint(0, 40))))
+    return [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_whole_and_char_by_char(text: str, expected: list[str]) -> None:
+    assert run([text])[0] == expected
+    assert run(list(text))[0] == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_random_rechunking_gives_the_same_theses(text: str, expected: list[str]) -> None:
+    rng = random.Random(1234)
+    for _ in range(300):
+        assert run(rechunk(text, rng))[0] == expected
+
+
+def test_thesis_is_emitted_as_soon_as_it_is_complete() -> None:
+    parser = ThesisStreamParser()
+    assert parser.feed("1") == []
+    assert parser.feed(". Кер") == []
+    assert parser.feed("атин — основной белок волос.") == []
+    assert parser.feed("\n") == ["Кератин — основной белок волос."]
+    assert parser.feed("2. Он прочный и нерастворимый") == []
+    assert parser.finish() == ["Он прочный и нерастворимый"]
+    # the same thesis on one line completes when the next number starts
+    parser = ThesisStreamParser()
+    assert parser.feed("1. Инфляция — это рост цен. 2") == []
+    assert parser.feed(".") == []
+    assert parser.feed(" Деньги") == ["Инфляция — это рост цен."]
+    assert parser.finish() == []  # "Деньги": one word
+
+
+def test_numbers_inside_a_thesis_do_not_split_it() -> None:
+    text = "1. Война шла с 1914 по 1918 год, погибло 10 млн. человек.\n2. В ней участвовали 38 государств."
+    assert run(list(text))[0] == [
+        "Война шла с 1914 по 1918 год, погибло 10 млн. человек.",
+        "В ней участвовали 38 государств.",
+    ]
+
+
+def test_small_talk_gives_nothing() -> None:
+    for answer in ["0", "0\n", " 0 ", "0.", "Нет вопроса:"]:
+        assert run(list(answer))[0] == []
