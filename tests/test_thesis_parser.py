@@ -114,3 +114,9 @@ def test_numbers_inside_a_thesis_do_not_split_it() -> None:
 def test_small_talk_gives_nothing() -> None:
     for answer in ["0", "0\n", " 0 ", "0.", "Нет вопроса:"]:
         assert run(list(answer))[0] == []
+
+
+def test_theses_already_said_are_not_repeated() -> None:
+    parser = ThesisStreamParser(already_said=["Инфляция — рост общего уровня цен."])
+    stream = "1. Инфляция — рост общего уровня цен.\n2. Её измеряют индексом потребительских цен."
+    assert parser.feed(stream) + parser.finish() == ["Её измеряют индексом потребительских цен."]

@@ -14,8 +14,8 @@ from cluelypro.metrics.summary import MILESTONES, QuestionChain, percentiles, st
 from cluelypro.metrics.timeline import Event
 from cluelypro.packaged import ProgressCallback
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str) -> None:

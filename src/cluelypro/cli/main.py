@@ -37,6 +37,21 @@ EXIT_NO_ANSWER = 3  # the pipeline ran but produced no theses where some were re
 Option = typer.Option
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from cluelypro import __version__
+
+        ui.console.print(f"cluelypro {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _common(
+    version: Annotated[bool, Option("--version", callback=_print_version, is_eager=True, help="show the version")] = False,
+) -> None:
+    """CluelyPro — a real-time voice prompter: hears a question, whispers short theses."""
+
+
 class Session:
     """One run of the pipeline: engines loaded once, one clock, one timeline."""
 

@@ -58,7 +58,7 @@ def deepening_messages(question: str, previous_theses: list[str]) -> list[dict[s
     given = "\n".join(f"- {thesis}" for thesis in previous_theses)
     user = (
         f"{question.strip()}\n"
-        f"(Уже сказано:\n{given}\n"
-        "Дай новые, более глубокие тезисы: причины, факты, примеры. Не повторяй сказанное.)"
+        f"(Эти тезисы уже сказаны, не повторяй их:\n{given}\n"
+        "Дай следующие тезисы, глубже и подробнее.)"
     )
     return [*_prefix(), {"role": "user", "content": user}]

@@ -8,6 +8,7 @@ stream was chunked: a boundary is only taken once the text that proves it has ar
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 MIN_WORDS = 3
 """Shorter lines ("0", "Да.", "Строки (str).") are not theses."""
@@ -20,11 +21,13 @@ _QUOTES = "\"'«»“”„"
 
 
 class ThesisStreamParser:
-    def __init__(self) -> None:
+    def __init__(self, already_said: Iterable[str] = ()) -> None:
+        """`already_said`: theses given before (a deepening request); they are not repeated."""
         self._buffer = ""
         self._last_number = 0
         self._marked = False  # some line had a number or bullet: unmarked lines are epilogue
-        self._seen: set[str] = set()  # small models repeat themselves; say each thesis once
+        self._seen = {thesis.casefold() for thesis in already_said}  # say each thesis once
+        self._said_any = False
         self._silent = False  # the answer began with "0": not a question, ignore the rest
 
     def feed(self, piece: str) -> list[str]:
@@ -47,6 +50,7 @@ class ThesisStreamParser:
             segment, self._buffer = self._buffer[:end], self._buffer[resume:]
             thesis = self._clean(segment)
             if thesis and thesis.casefold() not in self._seen:
+                self._said_any = True
                 self._seen.add(thesis.casefold())
                 theses.append(thesis)
             if not self._buffer:
@@ -69,7 +73,7 @@ class ThesisStreamParser:
     def _clean(self, line: str) -> str | None:
         text = line.replace("**", "").replace("__", "").replace("`", "").strip()
         text = text.lstrip("#").strip()
-        if text in ("0", "0.") and not self._seen:
+        if text in ("0", "0.") and not self._said_any:
             self._silent = True
         if self._silent or not text:
             return None

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Sets up CluelyPro on Debian/Ubuntu: the virtual environment .venv, the Python package with its
+# embedded models, and the native libraries it needs. Safe to run again: it skips what is done.
+#
+#   scripts/setup.sh          everything to run the prompter
+#   scripts/setup.sh --test   also what the test suite needs (PulseAudio for the live test)
+#
+# RHVoice's libraries live in Debian's non-free component. They are downloaded with a private apt
+# configuration and unpacked into .venv/opt/rhvoice — the system's apt sources are not touched.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+WHEELS="${CLUELYPRO_WHEEL_DIR:-$HOME/.cache/cluelypro/wheels}"
+LLAMA_VERSION="0.3.36"
+WITH_TEST=0
+[ "${1:-}" = "--test" ] && WITH_TEST=1
+
+step() { printf '\n==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {  # install Debian packages that are not installed yet
+  local missing=()
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  step "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+install_rhvoice_libraries() {
+  local target="$VENV/opt/rhvoice/lib"
+  [ -e "$target/libRHVoice.so.5" ] && return 0
+  step "fetching RHVoice libraries from Debian non-free (into $target)"
+  local work codename
+  work=$(mktemp -d)
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+  [ "$(. /etc/os-release && echo "$ID")" = "debian" ] || codename=bookworm  # Ubuntu: take Debian's build
+  mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs"
+  echo "deb http://deb.debian.org/debian $codename main non-free" > "$work/sources.list"
+  local apt_private=(-o "Dir::Etc::SourceList=$work/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+                     -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache"
+                     -o "Debug::NoLocking=1" -o "APT::Sandbox::User=$(id -un)")
+  apt-get "${apt_private[@]}" update -qq
+  (cd "$work/debs" && apt-get "${apt_private[@]}" download librhvoice5 librhvoice-core7 libsonic0)
+  for deb in "$work"/debs/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
+  mkdir -p "$target"
+  cp -a "$work"/root/usr/lib/*/lib*.so* "$target/"
+  rm -rf "$work"
+}
+
+build_llama_wheel() {
+  # PyPI has only the source of llama-cpp-python: build the wheel once (~10 min on 2 cores) and
+  # keep it outside the repo, so later setups and CI runs on this machine reuse it.
+  mkdir -p "$WHEELS"
+  ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1 && return 0
+  step "building llama-cpp-python $LLAMA_VERSION (once, ~10 min on 2 cores)"
+  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$VENV/bin/pip" wheel --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$WHEELS"
+}
+
+step "system libraries"
+python3 -c "import ensurepip, venv" 2>/dev/null || apt_install python3-venv
+apt_install libportaudio2 ca-certificates
+[ $WITH_TEST -eq 1 ] && apt_install pulseaudio pulseaudio-utils
+
+if [ ! -x "$VENV/bin/python" ]; then
+  step "creating $VENV"
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q --upgrade pip wheel setuptools
+
+install_rhvoice_libraries
+build_llama_wheel
+
+step "installing cluelypro with its embedded models"
+extras="models"
+[ $WITH_TEST -eq 1 ] && extras="models,test"
+"$VENV/bin/pip" install -q --find-links "$WHEELS" -e ".[$extras]"
+
+step "done: $("$VENV/bin/cluelypro" --version 2>/dev/null || echo cluelypro installed)"

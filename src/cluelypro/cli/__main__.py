@@ -1,0 +1,3 @@
+from cluelypro.cli.main import main
+
+main()

@@ -1,0 +1,129 @@
+"""End to end through the CLI, as a user runs it: `cluelypro run --fast` on real audio.
+
+The question is a real human recording (Golos corpus, golos_00: «шестьдесят тысяч тенге сколько
+будет стоить»), resampled to 44.1 kHz stereo FLAC to exercise format, rate and channel handling,
+with 1 s of room silence before it and 10 s after it for the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from cluelypro.audio.io import read_audio
+from cluelypro.config import SAMPLE_RATE
+
+from conftest import RU_AUDIO
+
+CLI = [sys.executable, "-m", "cluelypro.cli"]
+CHAIN = ["speech_start", "speech_end", "segment", "speaker", "asr", "question",
+         "llm_first_token", "thesis", "tts_first_audio", "playback_start", "playback_end"]
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def read_events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def cyrillic_share(text: str) -> float:
+    letters = re.findall(r"[^\W\d_]", text)
+    return sum("а" <= letter.lower() <= "я" or letter.lower() == "ё" for letter in letters) / max(1, len(letters))
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+
+
+@pytest.fixture(scope="module")
+def real_question_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], list[dict], Path, float]:
+    folder = tmp_path_factory.mktemp("e2e")
+    silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    speech = read_audio(RU_AUDIO / "golos_00.wav")
+    mono = np.concatenate([silence, speech, np.tile(silence, 10)])
+    stereo = np.stack([mono, 0.8 * mono], axis=1)
+    talk = folder / "talk.flac"
+    sf.write(talk, soxr.resample(stereo, SAMPLE_RATE, 44_100), 44_100)
+    events, output = folder / "events.jsonl", folder / "earpiece.wav"
+    result = run_cli("run", "--fast", "--input", str(talk), "--output", str(output), "--events", str(events))
+    return result, read_events(events), output, len(mono) / SAMPLE_RATE
+
+
+@pytest.mark.slow
+def test_real_question_gets_spoken_russian_theses(real_question_run) -> None:
+    result, events, output, input_seconds = real_question_run
+    assert result.returncode == 0, result.stderr
+    theses = [event["text"] for event in events if event["event"] == "thesis"]
+    assert 1 <= len(theses) <= 5
+    assert all(cyrillic_share(thesis) > 0.8 for thesis in theses), theses
+    asr = next(event for event in events if event["event"] == "asr")
+    assert "тысяч" in asr["text"].lower() and asr["engine"] == "whisper-base"
+
+    track, rate = sf.read(output, dtype="float32")
+    assert rate == 44_100 and len(track) >= round(input_seconds * rate), "earpiece track must cover the input"
+    speech_end = next(event["t"] for event in events if event["event"] == "speech_end")
+    assert rms(track[: round(speech_end * rate)]) == 0.0, "nothing may play before the question ends"
+    assert rms(track[round(speech_end * rate) :]) > 0.01, "the earpiece must hold speech after the question"
+
+
+@pytest.mark.slow
+def test_timeline_is_complete_and_ordered(real_question_run) -> None:
+    _, events, _, _ = real_question_run
+    names = [event["event"] for event in events]
+    for name in CHAIN:
+        assert name in names, f"missing {name} in {names}"
+    first = {name: next(event for event in events if event["event"] == name) for name in CHAIN}
+    times = [first[name]["t"] for name in CHAIN]
+    assert times == sorted(times), dict(zip(CHAIN, times))
+    assert all({"t", "wall", "utt", "q", "event"} <= event.keys() for event in events)
+    assert first["question"]["accepted"] is True and first["thesis"]["q"] == first["question"]["q"]
+    assert first["llm_first_token"]["provider"].startswith("local:")
+    assert first["playback_start"]["index"] == 1
+    voice_to_voice = first["playback_start"]["t"] - first["speech_end"]["t"]
+    assert 0 < voice_to_voice < 60
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["silence", "noise"])
+def test_silence_and_noise_produce_no_theses(kind: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    audio = np.zeros(8 * SAMPLE_RATE, np.float32) if kind == "silence" else rng.normal(0, 0.05, 8 * SAMPLE_RATE).astype(np.float32)
+    talk, events, output = tmp_path / f"{kind}.wav", tmp_path / "events.jsonl", tmp_path / "out.wav"
+    sf.write(talk, audio, SAMPLE_RATE)
+    result = run_cli("run", "--fast", "--input", str(talk), "--output", str(output), "--events", str(events))
+    assert result.returncode == 0, result.stderr
+    assert not [event for event in read_events(events) if event["event"] in ("thesis", "question")]
+    assert rms(sf.read(output, dtype="float32")[0]) == 0.0
+    if kind == "silence":
+        assert "no speech found" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("make_input", "message"),
+    [
+        (lambda folder: folder / "missing.wav", "input file not found"),
+        (lambda folder: _write(folder / "notes.wav", b"these are not audio samples"), "cannot read"),
+        (lambda folder: _write(folder / "empty.wav", b""), "cannot read"),
+        (lambda folder: folder, "folder"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(make_input, message: str, tmp_path: Path) -> None:
+    result = run_cli("run", "--fast", "--input", str(make_input(tmp_path)))
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path

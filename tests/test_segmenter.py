@@ -1,0 +1,111 @@
+"""The VAD segmenter: pure logic on scripted probabilities, and both detectors on real speech."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cluelypro.audio.io import read_audio
+from cluelypro.config import SAMPLE_RATE
+from cluelypro.vad.engines import make_detector
+from cluelypro.vad.segmenter import Segmenter, SpeechEnded, SpeechStarted, spectral_flatness
+
+FRAME = 512
+FRAME_S = FRAME / SAMPLE_RATE
+
+
+def tone(frames: int, seed: int = 0) -> np.ndarray:
+    """A voiced-like signal (harmonics + a little noise): low spectral flatness, like speech."""
+    t = np.arange(frames * FRAME) / SAMPLE_RATE
+    rng = np.random.default_rng(seed)
+    wave = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 6))
+    return (0.2 * wave + 0.001 * rng.normal(size=t.size)).astype(np.float32)
+
+
+def feed(segmenter: Segmenter, audio: np.ndarray, probabilities: list[float]) -> list:
+    events = []
+    for index, probability in enumerate(probabilities):
+        events += segmenter.push(audio[index * FRAME : (index + 1) * FRAME], probability)
+    return events + segmenter.flush()
+
+
+def test_one_utterance_with_timestamps_and_preroll() -> None:
+    probabilities = [0.0] * 10 + [0.9] * 30 + [0.0] * 20
+    segmenter = Segmenter(FRAME, preroll_ms=160, end_silence_ms=400)
+    events = feed(segmenter, tone(len(probabilities)), probabilities)
+    started, ended = events
+    assert isinstance(started, SpeechStarted) and started.t == pytest.approx(10 * FRAME_S)
+    assert isinstance(ended, SpeechEnded) and ended.reason == "speech"
+    assert ended.end == pytest.approx(40 * FRAME_S), "speech_end is the last voiced frame, not the window close"
+    utterance = ended.utterance
+    assert utterance.closed_at - utterance.end == pytest.approx(13 * FRAME_S)  # ≥ 400 ms of silence
+    preroll_frames = 5  # ceil(160 ms / 32 ms)
+    trailing = round(0.2 * SAMPLE_RATE)
+    assert len(utterance.audio) == (preroll_frames + 30) * FRAME + trailing
+
+
+def test_short_pause_does_not_split_and_long_pause_does() -> None:
+    short_gap = [0.9] * 20 + [0.0] * 8 + [0.9] * 20 + [0.0] * 20  # 256 ms gap
+    long_gap = [0.9] * 20 + [0.0] * 20 + [0.9] * 20 + [0.0] * 20  # 640 ms gap
+    for probabilities, expected in ((short_gap, 1), (long_gap, 2)):
+        events = feed(Segmenter(FRAME), tone(len(probabilities)), probabilities)
+        assert sum(isinstance(event, SpeechEnded) for event in events) == expected
+
+
+def test_hysteresis_keeps_soft_frames_voiced() -> None:
+    probabilities = [0.9] * 10 + [0.4] * 20 + [0.9] * 10 + [0.0] * 20
+    events = feed(Segmenter(FRAME, threshold=0.5), tone(len(probabilities)), probabilities)
+    ends = [event for event in events if isinstance(event, SpeechEnded)]
+    assert len(ends) == 1 and ends[0].end == pytest.approx(40 * FRAME_S)
+
+
+def test_too_short_and_noise_are_rejected() -> None:
+    blip = [0.9] * 5 + [0.0] * 20
+    (_, short), = [feed(Segmenter(FRAME, min_segment_ms=500), tone(len(blip)), blip)]
+    assert short.reason == "too_short" and short.utterance is None
+
+    noisy = [0.9] * 40 + [0.0] * 20
+    white = np.random.default_rng(1).normal(0, 0.1, len(noisy) * FRAME).astype(np.float32)
+    _, noise = feed(Segmenter(FRAME), white, noisy)
+    assert noise.reason == "noise" and noise.utterance is None
+
+
+def test_monologue_is_cut_at_max_length() -> None:
+    probabilities = [0.9] * 200
+    events = feed(Segmenter(FRAME, max_segment_s=2.0), tone(len(probabilities)), probabilities)
+    ends = [event for event in events if isinstance(event, SpeechEnded)]
+    assert len(ends) == 4 and all(event.duration <= 2.0 + FRAME_S for event in ends)
+
+
+def test_flatness_separates_speech_from_white_noise(ru_clips) -> None:
+    speech = max(spectral_flatness(read_audio(clip)) for clip in ru_clips)
+    noise = spectral_flatness(np.random.default_rng(2).normal(0, 0.1, SAMPLE_RATE).astype(np.float32))
+    assert speech < 0.2 < 0.5 < noise
+
+
+def accepted_utterances(engine: str, audio: np.ndarray) -> list[SpeechEnded]:
+    detector = make_detector(engine)
+    segmenter = Segmenter(detector.frame_samples)
+    size = detector.frame_samples
+    events = []
+    for start in range(0, len(audio) - size + 1, size):
+        frame = audio[start : start + size]
+        events += segmenter.push(frame, detector.speech_probability(frame))
+    events += segmenter.flush()
+    return [event for event in events if isinstance(event, SpeechEnded) and event.utterance]
+
+
+@pytest.mark.parametrize("engine", ["silero", "webrtc"])
+def test_detectors_find_every_real_question(engine: str, ru_clips) -> None:
+    for clip in ru_clips:
+        audio = np.concatenate([read_audio(clip), np.zeros(SAMPLE_RATE, np.float32)])
+        accepted = accepted_utterances(engine, audio)
+        assert accepted, f"{engine} found no speech in {clip.name}"
+        assert all(0 < event.end <= len(audio) / SAMPLE_RATE for event in accepted)
+
+
+@pytest.mark.parametrize("engine", ["silero", "webrtc"])
+def test_detectors_ignore_silence_and_white_noise(engine: str) -> None:
+    rng = np.random.default_rng(3)
+    for audio in (np.zeros(3 * SAMPLE_RATE, np.float32), rng.normal(0, 0.05, 3 * SAMPLE_RATE).astype(np.float32)):
+        assert accepted_utterances(engine, audio) == []
