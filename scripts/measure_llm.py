@@ -19,15 +19,8 @@ import time
 from cluelypro.llm.llama import LlamaThesisLLM
 from cluelypro.llm.prompts import thesis_messages
 from cluelypro.llm.thesis_parser import ThesisStreamParser
+from cluelypro.prompter.samples import EXAM_QUESTIONS
 
-QUESTIONS = [
-    "Расскажите о причинах Первой мировой войны",
-    "Что такое производная функции?",
-    "Какие бывают типы данных в Python?",
-    "Что такое фотосинтез?",
-    'Кто написал роман "Война и мир" и о чём он?',
-    "Что такое инфляция?",
-]
 
 
 def rss_mb() -> float:
@@ -79,13 +72,13 @@ def main() -> None:
     start = time.perf_counter()
     llm.load()
     load_s, rss = time.perf_counter() - start, rss_mb()
-    cold = ask(llm, QUESTIONS[0], args.max_tokens)  # whole prompt evaluated: nothing cached yet
+    cold = ask(llm, EXAM_QUESTIONS[0], args.max_tokens)  # whole prompt evaluated: nothing cached yet
     llm._llama.reset()  # forget the cached prefix again, to time warm_up() itself
     start = time.perf_counter()
     llm.warm_up()
     warm_up_s = time.perf_counter() - start
     results = []
-    for question in QUESTIONS:
+    for question in EXAM_QUESTIONS:
         result = ask(llm, question, args.max_tokens)
         results.append(result)
         print(f"{question}  ttft={result['ttft']:.2f}s first_thesis={result['first_thesis']:.2f}s "

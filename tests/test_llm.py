@@ -10,16 +10,9 @@ from cluelypro.llm import models
 from cluelypro.llm.models import EmbeddedModel, resolve_gguf
 from cluelypro.llm.prompts import deepening_messages, thesis_messages
 from cluelypro.llm.thesis_parser import ThesisStreamParser
+from cluelypro.prompter.samples import EXAM_QUESTIONS
 from cluelypro.packaged import ModelUnavailableError
 
-QUESTIONS = [
-    "Расскажите о причинах Первой мировой войны",
-    "Что такое производная функции?",
-    "Какие бывают типы данных в Python?",
-    "Что такое фотосинтез?",
-    'Кто написал роман "Война и мир" и о чём он?',
-    "Что такое инфляция?",
-]
 SMALL_TALK = ["Добрый день, присаживайтесь.", "Подождите минутку, я найду ваш билет."]
 
 
@@ -102,7 +95,7 @@ def cyrillic_ratio(text: str) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("question", QUESTIONS)
+@pytest.mark.parametrize("question", EXAM_QUESTIONS)
 def test_product_questions_get_russian_theses(llm, question: str) -> None:
     theses, ttft, _ = ask(llm, question)
     assert 1 <= len(theses) <= 5
@@ -129,7 +122,7 @@ def test_prefix_cache_makes_the_next_question_fast(llm) -> None:
 
 @pytest.mark.slow
 def test_closing_the_stream_stops_generation(llm) -> None:
-    stream = llm.stream(thesis_messages(QUESTIONS[0]), 180)
+    stream = llm.stream(thesis_messages(EXAM_QUESTIONS[0]), 180)
     for _ in range(3):
         next(stream)
     start = time.perf_counter()
