@@ -64,7 +64,7 @@ build_llama_wheel() {
 step "system libraries"
 python3 -c "import ensurepip, venv" 2>/dev/null || apt_install python3-venv
 apt_install libportaudio2 ca-certificates
-[ $WITH_TEST -eq 1 ] && apt_install pulseaudio pulseaudio-utils
+[ $WITH_TEST -eq 1 ] && apt_install pulseaudio pulseaudio-utils libasound2-plugins
 
 if [ ! -x "$VENV/bin/python" ]; then
   step "creating $VENV"

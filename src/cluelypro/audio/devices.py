@@ -40,6 +40,11 @@ def _device_rate(sd: Any, device: str | int | None, kind: str) -> int:
     return int(info["default_samplerate"])
 
 
+def check_device(device: str | int | None, kind: str) -> None:
+    """Fail now, with a clear message, if the input or output device cannot be found."""
+    _device_rate(_sounddevice(), device, kind)
+
+
 def open_input_stream(device: str | int | None, callback: Callable[..., None]) -> tuple[Any, int]:
     sd = _sounddevice()
     rate = _device_rate(sd, device, "input")

@@ -68,8 +68,7 @@ class DeviceEarpiece:
         self._queue: deque[np.ndarray] = deque()
         self._lock = threading.Lock()
         self._busy_until = 0.0
-        self._stream = open_output_stream(device, SAMPLE_RATE, self._fill)
-        self._stream.start()
+        self._stream = open_output_stream(device, SAMPLE_RATE, self._fill)  # started on first play
 
     def _fill(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
         out = outdata[:, 0]
@@ -87,8 +86,10 @@ class DeviceEarpiece:
         out[written:] = 0.0
 
     async def play(self, chunk: np.ndarray, at: float) -> tuple[float, float]:
+        if not self._stream.active:
+            self._stream.start()
         now = self._clock.input_now()
-        start = max(now + self._stream.latency, self._busy_until, at)
+        start = max(now + self._stream.latency, self._busy_until)
         with self._lock:
             self._queue.append(chunk)
         self._busy_until = start + len(chunk) / SAMPLE_RATE

@@ -51,7 +51,10 @@ async def capture_microphone(clock: Clock, device: str | int | None = None, max_
     stream, rate = open_input_stream(device, on_audio)
     resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE else None
     with stream:
-        clock.restart()
+        block = await blocks.get()
+        # Input time starts with the first sample heard, not when the stream was opened: a device
+        # waking from suspend can take seconds to deliver, and that must not count as latency.
+        clock.restart(already_elapsed=len(block) / rate)
         while True:
-            block = await blocks.get()
             yield resampler.resample_chunk(block) if resampler else block
+            block = await blocks.get()

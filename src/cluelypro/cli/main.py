@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from cluelypro.audio.devices import DeviceError, parse_device
+from cluelypro.audio.devices import DeviceError, check_device, parse_device
 from cluelypro.audio.earpiece import DeviceEarpiece, Earpiece, TrackEarpiece
 from cluelypro.audio.io import AudioInputError, read_audio, to_mono_16k, write_audio
 from cluelypro.audio.sources import capture_microphone, replay_file
@@ -193,8 +193,9 @@ def _input_rate(path: Path) -> int:
 
 
 def _run_live(settings: Settings, events: Path | None, input_device: str | int | None, output_device: str | int | None) -> int:
+    check_device(input_device, "input")  # fail on a missing device before minutes of loading
     session = Session(settings, fast=False, events=events)
-    earpiece = DeviceEarpiece(session.clock, output_device)  # fail on a missing device before loading
+    earpiece = DeviceEarpiece(session.clock, output_device)
     session.load()
     ui.console.print("listening — press Ctrl+C to stop")
     try:

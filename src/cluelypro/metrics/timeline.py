@@ -38,9 +38,9 @@ class Clock:
         self.fast = fast
         self._start = time.monotonic()
 
-    def restart(self) -> None:
-        """Input time 0 is now (called when audio starts flowing)."""
-        self._start = time.monotonic()
+    def restart(self, already_elapsed: float = 0.0) -> None:
+        """Input time `already_elapsed` is now (called when audio starts flowing)."""
+        self._start = time.monotonic() - already_elapsed
 
     def input_now(self) -> float:
         """Real-time input position; meaningful only when not fast."""

@@ -1,0 +1,400 @@
+"""The live path end to end: a question spoken into a (virtual) room is answered in the earpiece.
+
+A private PulseAudio daemon (tests/pulse.py) provides two null sinks:
+
+    paplay ─► room ─► room.monitor ─► `cluelypro run` (microphone, PortAudio ALSA 'pulse' PCM)
+                                           │
+    parecord ◄─ earpiece.monitor ◄─ earpiece ◄┘ (earpiece output, same PCM)
+
+PortAudio only sees ALSA devices; the ALSA `pulse` PCM (libasound2-plugins) connects to the
+server named by PULSE_SERVER and to the source/sink named by PULSE_SOURCE/PULSE_SINK.
+
+Run: .venv/bin/pytest tests/test_live.py -m live -s   (~30 s, half of it loading the models)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pulse import PulseServer, pulseaudio_installed  # noqa: E402
+
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.skipif(
+        not pulseaudio_installed(),
+        reason="pulseaudio is not installed (apt-get install pulseaudio pulseaudio-utils)",
+    ),
+]
+
+CLUELYPRO = Path(sys.prefix) / "bin" / "cluelypro"
+
+QUESTION = "Что такое фотосинтез?"
+QUESTION_VOICE = "aleksandr"
+LEAD_SILENCE_S = 0.5
+TAIL_SILENCE_S = 2.0
+RECORD_RATE = 16_000
+
+READY_TIMEOUT_S = 180  # engine loading: ~10–20 s here, more on a cold disk
+ANSWER_TIMEOUT_S = 120  # question played → first thesis fully played
+EXIT_TIMEOUT_S = 60
+
+SILENCE_RMS = 1e-3  # a null sink's monitor is exact zeros when nothing plays
+SPEECH_RMS = 0.01  # RHVoice at full scale is ~0.05–0.1 RMS
+LOUD = 0.05  # a sample this loud is speech, not silence
+V2V_TOLERANCE_S = 0.75  # reported vs recorded voice-to-voice (measured: reported 0.21 s lower)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+class Prompter:
+    """`cluelypro run` live, as a user would run it in a terminal (Ctrl+C = SIGINT)."""
+
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        self.env = env
+        self.workdir = workdir
+        self.events_path = workdir / "events.jsonl"
+        self.stderr_path = workdir / "prompter.stderr"
+        self.lines: list[str] = []
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._changed = threading.Condition()
+
+    def start(self, *args: str) -> None:
+        command = [str(CLUELYPRO), "run", "--events", str(self.events_path), *args]
+        with self.stderr_path.open("w") as stderr:
+            self._process = subprocess.Popen(
+                command, cwd=self.workdir, env=self.env, text=True, bufsize=1,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+                start_new_session=True,  # our own Ctrl+C must not reach it; SIGINT is sent explicitly
+                # a shell without job control may have started us with SIGINT ignored; Python
+                # would inherit that and never raise KeyboardInterrupt
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+
+    def _read_stdout(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stderr_lines(self) -> list[str]:
+        return self.stderr_path.read_text(errors="replace").splitlines() if self.stderr_path.exists() else []
+
+    def underruns_after_ready(self) -> int:
+        """ALSA's "underrun occurred" lines printed after "ready": gaps in the earpiece audio.
+        (The output stream starts before the models load, so a few during loading are expected.)"""
+        lines = self.stderr_lines()
+        ready = next((i for i, line in enumerate(lines) if line.startswith("ready in")), len(lines))
+        return sum("underrun occurred" in line for line in lines[ready:])
+
+    def diagnostics(self) -> str:
+        stderr = [line for line in self.stderr_lines() if "underrun occurred" not in line]  # ALSA noise
+        return f"--- stdout ---\n{self.output}\n--- stderr (tail, no ALSA underruns) ---\n" + "\n".join(stderr[-40:])
+
+    def wait_for_line(self, needle: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while not any(needle in line for line in self.lines):
+                if not self.running:
+                    pytest.fail(f"prompter exited (code {self._process.poll()}) before {needle!r}\n{self.diagnostics()}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"no {needle!r} from the prompter within {timeout_s:.0f} s\n{self.diagnostics()}")
+                self._changed.wait(timeout=0.5)
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.events_path.exists():
+            return []
+        events = []
+        for line in self.events_path.read_text(encoding="utf-8").splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:  # the last line, still being written
+                break
+        return events
+
+    def wait_for_event(self, name: str, timeout_s: float, **fields: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for event in self.events():
+                if event["event"] == name and all(event.get(key) == value for key, value in fields.items()):
+                    return event
+            if not self.running:
+                pytest.fail(f"prompter exited before a {name} {fields} event\n{self.diagnostics()}")
+            if time.monotonic() > deadline:
+                seen = [event["event"] for event in self.events()]
+                pytest.fail(f"no {name} {fields} event within {timeout_s:.0f} s; events: {seen}\n{self.diagnostics()}")
+            time.sleep(0.2)
+
+    def interrupt(self, timeout_s: float) -> int:
+        """Ctrl+C: SIGINT, then wait for the summary and the exit code."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGINT)
+        try:
+            code = self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"prompter did not exit within {timeout_s:.0f} s of SIGINT\n{self.diagnostics()}")
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        return code
+
+    def kill(self) -> None:
+        if self.running:
+            self._process.kill()
+            self._process.wait(timeout=10)
+
+
+class Recorder:
+    """parecord of one source into a 16 kHz mono WAV.
+
+    `wall_of(sample)` dates a sample from the end of the recording (the moment parecord is
+    stopped), which does not depend on how long parecord took to connect."""
+
+    def __init__(self, env: dict[str, str], device: str, path: Path) -> None:
+        self.path = path
+        self.audio = np.zeros(0, np.float32)
+        self._stopped_wall = 0.0
+        self._process = subprocess.Popen(
+            ["parecord", f"--device={device}", "--file-format=wav", "--format=s16le",
+             f"--rate={RECORD_RATE}", "--channels=1", "--latency-msec=20", str(path)],
+            env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+
+    def wait_for_audio(self, timeout_s: float = 10.0) -> None:
+        """Until samples flow. The first client of a null sink waits up to 2 s for its first
+        block (the sink idles with 2 s blocks); after that the sink runs with 20 ms blocks."""
+        deadline = time.monotonic() + timeout_s
+        enough = 44 + 2 * RECORD_RATE // 10  # WAV header + 0.1 s of 16-bit samples
+        while not (self.path.exists() and self.path.stat().st_size > enough):
+            if self._process.poll() is not None:
+                pytest.fail(f"parecord exited: {self._process.stderr.read()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"parecord recorded nothing into {self.path} within {timeout_s:.0f} s")
+            time.sleep(0.05)
+
+    def stop(self) -> np.ndarray:
+        if self._process.poll() is None:
+            self._stopped_wall = time.time()
+            self._process.send_signal(signal.SIGINT)  # parecord finalises the WAV header on SIGINT
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self.audio, rate = sf.read(self.path, dtype="float32")
+        assert rate == RECORD_RATE and len(self.audio), f"empty recording {self.path}: {self._process.stderr.read()}"
+        return self.audio
+
+    def wall_of(self, sample: int) -> float:
+        return self._stopped_wall - (len(self.audio) - sample) / RECORD_RATE
+
+    def sample_at(self, wall: float) -> int:
+        return min(len(self.audio), max(0, round(len(self.audio) - (self._stopped_wall - wall) * RECORD_RATE)))
+
+    def kill(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+
+def synthesize_question(path: Path) -> None:
+    """The examiner's question, in the project's own RHVoice, with silence around it."""
+    from cluelypro.tts.rhvoice import RhVoiceSynthesizer
+
+    examiner = RhVoiceSynthesizer(QUESTION_VOICE)
+    examiner.load()
+    try:
+        speech = np.concatenate(list(examiner.synthesize(QUESTION))).astype(np.float32)
+        rate = examiner.sample_rate
+    finally:
+        examiner.close()
+    speech = 0.8 * speech / max(1e-6, float(np.abs(speech).max()))
+    lead = np.zeros(round(LEAD_SILENCE_S * rate), np.float32)
+    tail = np.zeros(round(TAIL_SILENCE_S * rate), np.float32)
+    sf.write(path, np.concatenate([lead, speech, tail]), rate, subtype="PCM_16")
+
+
+def rms(audio: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
+
+
+def first(events: list[dict[str, Any]], name: str, **fields: Any) -> dict[str, Any] | None:
+    return next(
+        (e for e in events if e["event"] == name and all(e.get(k) == v for k, v in fields.items())), None
+    )
+
+
+# --- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pulse() -> Iterator[PulseServer]:
+    with PulseServer(["room", "earpiece"]) as server:
+        # The prompter is also told by PULSE_SOURCE/PULSE_SINK; server defaults are a second net.
+        server.pactl("set-default-source", "room.monitor")
+        server.pactl("set-default-sink", "earpiece")
+        yield server
+
+
+@pytest.fixture
+def prompter(pulse: PulseServer, tmp_path: Path) -> Iterator[Prompter]:
+    workdir = tmp_path / "prompter"  # no cluelypro.toml / .env from the checkout: defaults only
+    workdir.mkdir()
+    env = pulse.client_env(PULSE_SOURCE="room.monitor", PULSE_SINK="earpiece", PYTHONUNBUFFERED="1", COLUMNS="160")
+    process = Prompter(env, workdir)
+    yield process
+    process.kill()
+
+
+# --- the test ------------------------------------------------------------------------------------
+
+
+def test_live_question_is_answered_in_the_earpiece(pulse: PulseServer, prompter: Prompter, tmp_path: Path) -> None:
+    test_started = time.monotonic()
+    question_wav = tmp_path / "question.wav"
+    synthesize_question(question_wav)
+
+    # The "sound card" runs before the prompter starts, as a real one would: recorders on both
+    # monitors keep the null sinks in low-latency mode (see Recorder.wait_for_audio).
+    earpiece = Recorder(pulse.client_env(), "earpiece.monitor", tmp_path / "earpiece.wav")
+    room = Recorder(pulse.client_env(), "room.monitor", tmp_path / "room.wav")
+    try:
+        earpiece.wait_for_audio()
+        room.wait_for_audio()
+
+        # 1. the prompter, listening on the room and speaking into the earpiece
+        prompter.start("--input-device", "pulse", "--output-device", "pulse")
+        prompter.wait_for_line("listening", READY_TIMEOUT_S)
+        ready_s = time.monotonic() - test_started
+        _wait_for_routes(pulse, prompter, {"source-outputs": ["room.monitor"], "sink-inputs": ["earpiece"]})
+
+        # 2. (the recorders run) 3. ask the question in the room
+        time.sleep(1.0)
+        subprocess.run(["paplay", "--device=room", str(question_wav)], env=pulse.client_env(), check=True, timeout=60)
+
+        # 4. wait until the first thesis has been spoken, then Ctrl+C
+        playback_end = prompter.wait_for_event("playback_end", ANSWER_TIMEOUT_S, index=1)
+        time.sleep(max(0.0, playback_end["t"] - _input_now(prompter.events())) + 0.5)  # last chunk heard
+        interrupted = time.monotonic()
+        code = prompter.interrupt(EXIT_TIMEOUT_S)
+        exit_s = time.monotonic() - interrupted
+        earpiece.stop()
+        room.stop()
+    finally:
+        earpiece.kill()
+        room.kill()
+    test_s = time.monotonic() - test_started
+    print(f"\n--- prompter stdout ---\n{prompter.output}")
+
+    # 5a. the prompter exits cleanly with its summary
+    assert code == 0, prompter.diagnostics()
+    assert "stopped" in prompter.output and "voice-to-voice" in prompter.output, prompter.diagnostics()
+
+    # 5b. the event timeline: heard, understood, answered after the question
+    events = prompter.events()
+    speech_end = first(events, "speech_end")
+    asr = first(events, "asr")
+    thesis = first(events, "thesis", index=1)
+    playback_start = first(events, "playback_start", index=1)
+    assert first(events, "speech_start") is not None, events
+    assert speech_end is not None and asr is not None, events
+    assert first(events, "question", accepted=True) is not None, events
+    assert "фотосинт" in asr["text"].lower(), f"heard «{asr['text']}»"
+    assert thesis is not None and re.search(r"[а-яё]", thesis["text"], re.IGNORECASE), thesis
+    assert playback_start is not None, events
+    assert playback_start["t"] > speech_end["t"]
+    assert playback_start["utt"] == speech_end["utt"] == asr["utt"]
+
+    # 5c. the recordings: the question was in the room; the earpiece was silent while it was
+    # asked, and speaks after it
+    question = np.flatnonzero(np.abs(room.audio) > LOUD)
+    assert len(question), "the question never reached the room sink"
+    question_end_wall = room.wall_of(question[-1] + 1)
+    split = earpiece.sample_at(question_end_wall)
+    during_question, after_question = earpiece.audio[:split], earpiece.audio[split:]
+    answer = np.flatnonzero(np.abs(earpiece.audio) > LOUD)
+    assert len(after_question) > RECORD_RATE, f"only {len(after_question) / RECORD_RATE:.1f} s recorded after the question"
+    assert rms(during_question) < SILENCE_RMS, f"earpiece not silent during the question: RMS {rms(during_question):.4f}"
+    assert rms(after_question) > SPEECH_RMS, f"earpiece silent after the question: RMS {rms(after_question):.4f}"
+    assert len(answer) and answer[0] >= split
+
+    # 5d. the latency the prompter reports is the one a listener hears (here it reads ~0.2 s low:
+    # capture and output buffers); a clock that lost track of the microphone would be seconds off
+    voice_to_voice = playback_start["t"] - speech_end["t"]
+    heard_v2v = earpiece.wall_of(answer[0]) - question_end_wall
+    assert abs(voice_to_voice - heard_v2v) < V2V_TOLERANCE_S, (voice_to_voice, heard_v2v)
+    print(
+        f"\nlive run: heard «{asr['text']}», thesis 1 «{thesis['text']}»"
+        f"\n  voice-to-voice from events (playback_start − speech_end): {voice_to_voice:.3f} s"
+        f"\n  voice-to-voice in the recordings (question's last sound → first answer sound): {heard_v2v:.3f} s"
+        f"\n  ALSA underruns after ready: {prompter.underruns_after_ready()}"
+        f"\n  earpiece RMS: while asked {rms(during_question):.5f}, after {rms(after_question):.4f}"
+        f"\n  prompter ready after {ready_s:.1f} s, exited {exit_s:.1f} s after SIGINT; whole test {test_s:.1f} s"
+    )
+
+
+def _stream_routes(pulse: PulseServer, pid: int) -> dict[str, list[str]]:
+    """The sources and sinks that process `pid` records from and plays into."""
+    routes = {}
+    for kind, device_kind in (("source-outputs", "sources"), ("sink-inputs", "sinks")):
+        names = {device["index"]: device["name"] for device in json.loads(pulse.pactl("-f", "json", "list", device_kind))}
+        streams = json.loads(pulse.pactl("-f", "json", "list", kind))
+        device_key = "source" if kind == "source-outputs" else "sink"
+        routes[kind] = [
+            names.get(stream[device_key], str(stream[device_key]))
+            for stream in streams
+            if stream["properties"].get("application.process.id") == str(pid)
+        ]
+    return routes
+
+
+def _wait_for_routes(pulse: PulseServer, prompter: Prompter, expected: dict[str, list[str]], timeout_s: float = 10.0) -> None:
+    """The microphone opens just after "listening" is printed: poll until both streams are routed."""
+    deadline = time.monotonic() + timeout_s
+    while (routes := _stream_routes(pulse, prompter.pid)) != expected:
+        if not prompter.running:
+            pytest.fail(f"prompter exited after 'listening' (streams {routes})\n{prompter.diagnostics()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"prompter streams {routes}, expected {expected}\n{prompter.diagnostics()}")
+        time.sleep(0.1)
+
+
+def _input_now(events: list[dict[str, Any]]) -> float:
+    """The prompter's input time now, from an event stamped when emitted (live: t runs with wall).
+
+    speech_* carry the segmenter's audio times and playback_* the (future) times audio is heard,
+    so they can't anchor; asr is stamped with the clock at emission."""
+    anchor = first(events, "asr")
+    return anchor["t"] + (time.time() - anchor["wall"])
