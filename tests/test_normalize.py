@@ -33,6 +33,10 @@ def test_nothing_left_for_the_voice_to_spell() -> None:
     assert not re.search(r"[0-9A-Za-z%]", normalize_for_tts(text))
 
 
+def test_characters_no_voice_can_read_are_dropped() -> None:
+    assert normalize_for_tts("снижению их供应.") == "снижению их."
+
+
 def test_unknown_latin_word_is_transliterated() -> None:
     assert re.fullmatch(r"[а-яё ]+", read_latin("Kubernetes"))
 

@@ -68,6 +68,21 @@ class Settings(BaseSettings):
     tts_voice: str = "anna"
     tts_speed: float = Field(1.0, gt=0.2, lt=4.0)
 
+    # Speaker gate
+    voice_threshold: float = Field(0.55, ge=-1.0, le=1.0, description="cosine score at or above which speech is the user's own")
+    voice_profile: str | None = Field(None, description="profile to use instead of the active one")
+
+    # Prompter (SPEC §2.5, §2.7)
+    question_filter_mode: Literal["heuristic", "llm"] = "heuristic"
+    commentary_mode: bool = False
+    advance_policy: Literal["repeat", "until-said"] = "repeat"
+    thesis_repeats: int = Field(2, ge=1, description="times each thesis is spoken (repeat policy)")
+    thesis_repeat_sec: float = Field(10.0, gt=0, description="until-said: repeat the thesis this often")
+    deepening_max_depth: int = Field(7, ge=0, description="deepening rounds after the answer")
+    use_headphones: bool = Field(True, description="false: the microphone is muted while the prompter speaks")
+    speaker_tail_ms: int = Field(300, ge=0, description="how long the microphone stays muted after playback")
+    context_window_s: float = Field(30.0, ge=0, description="the other speaker's recent speech passed as context")
+
     # Pipeline
     queue_size: int = Field(8, ge=1)
 

@@ -27,6 +27,11 @@ class Earpiece(Protocol):
         """Drop whatever is queued but not yet heard."""
         ...
 
+    @property
+    def busy_until(self) -> float:
+        """Input time when the audio queued so far will have been heard."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -41,6 +46,10 @@ class TrackEarpiece:
     @property
     def track(self) -> np.ndarray:
         return self._track
+
+    @property
+    def busy_until(self) -> float:
+        return self._busy_until
 
     async def play(self, chunk: np.ndarray, at: float) -> tuple[float, float]:
         start = max(at, self._busy_until)
@@ -69,6 +78,10 @@ class DeviceEarpiece:
         self._lock = threading.Lock()
         self._busy_until = 0.0
         self._stream = open_output_stream(device, SAMPLE_RATE, self._fill)  # started on first play
+
+    @property
+    def busy_until(self) -> float:
+        return self._busy_until
 
     def _fill(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
         out = outdata[:, 0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import numpy as np
 import soxr
@@ -58,3 +59,17 @@ async def capture_microphone(clock: Clock, device: str | int | None = None, max_
         while True:
             yield resampler.resample_chunk(block) if resampler else block
             block = await blocks.get()
+
+
+async def record_microphone(seconds: float, device: str | int | None = None, on_progress=None) -> np.ndarray:
+    """Record `seconds` of 16 kHz audio from a microphone (for enrolment)."""
+    blocks, total, wanted = [], 0, round(seconds * SAMPLE_RATE)
+    async with aclosing(capture_microphone(Clock(), device)) as microphone:
+        async for block in microphone:
+            blocks.append(block)
+            total += len(block)
+            if on_progress:
+                on_progress(min(total, wanted), wanted)
+            if total >= wanted:
+                break
+    return np.concatenate(blocks)[:wanted]

@@ -16,12 +16,21 @@ from cluelypro.audio.earpiece import DeviceEarpiece, Earpiece, TrackEarpiece
 from cluelypro.audio.io import AudioInputError, read_audio, to_mono_16k, write_audio
 from cluelypro.audio.sources import capture_microphone, replay_file
 from cluelypro.cli import console as ui
+from cluelypro.cli.profiles import register_profile_commands
 from cluelypro.config import SAMPLE_RATE, Settings, load_settings
 from cluelypro.metrics.summary import QuestionChain, question_chains
 from cluelypro.metrics.timeline import Clock, Timeline
 from cluelypro.packaged import ModelUnavailableError
 from cluelypro.pipeline.engines import Engines, build_engines, load_engines
 from cluelypro.pipeline.pipeline import Pipeline
+from cluelypro.speaker.enroll import SpeakerGate
+from cluelypro.speaker.profiles import (
+    ProfileError,
+    VoiceProfile,
+    active_profile_name,
+    check_compatible,
+    load_profile,
+)
 
 app = typer.Typer(
     help="CluelyPro — a real-time voice prompter: hears a question, whispers short theses.",
@@ -31,6 +40,7 @@ app = typer.Typer(
 )
 
 DEMO_QUESTION = "Расскажите, что такое фотосинтез?"
+DEMO_ANSWER_SECONDS = 25  # room after the question: theses, their repeats and a deepening round
 EXIT_USER_ERROR = 2  # bad input, missing model or device: the message says what to fix
 EXIT_NO_ANSWER = 3  # the pipeline ran but produced no theses where some were required
 
@@ -58,18 +68,29 @@ class Session:
     def __init__(self, settings: Settings, fast: bool, events: Path | None) -> None:
         self.settings = settings
         self.clock = Clock(fast=fast)
+        self.profile = _voice_profile(settings)
+        self.engines: Engines = build_engines(settings, speaker_gate=self.profile is not None)
+        if self.profile is not None:  # refuse another embedder's profile before minutes of loading
+            check_compatible(self.profile, self.engines.embedder)
         self.timeline = Timeline(events)
         self.timeline.subscribe(ui.print_event)
-        self.engines: Engines = build_engines(settings)
         self.startup_s: float | None = None
+        self.gate: SpeakerGate | None = None
 
     def load(self) -> None:
         with ui.loading_progress() as report:
             self.startup_s = load_engines(self.engines, report)
+        if self.profile is not None:
+            threshold = self.settings.voice_threshold if "voice_threshold" in self.settings.model_fields_set else None
+            self.gate = SpeakerGate(self.engines.embedder, self.profile, threshold)
+            ui.errors.print(f"voice profile [bold]{self.profile.name}[/], threshold {self.gate.threshold:.2f}")
+        else:
+            ui.errors.print("[yellow]warning:[/] no voice profile — every voice counts as the other speaker; "
+                            "record yours with `cluelypro enroll`")
         ui.errors.print(f"[green]ready[/] in {self.startup_s:.1f} s")
 
     def run(self, source: AsyncIterator[np.ndarray], earpiece: Earpiece) -> None:
-        pipeline = Pipeline(self.settings, self.engines, self.clock, self.timeline, earpiece)
+        pipeline = Pipeline(self.settings, self.engines, self.clock, self.timeline, earpiece, self.gate)
         try:
             asyncio.run(pipeline.run(source))
         finally:
@@ -83,11 +104,16 @@ class Session:
         return chains
 
 
+def _voice_profile(settings: Settings) -> VoiceProfile | None:
+    name = settings.voice_profile or active_profile_name()
+    return load_profile(name) if name else None
+
+
 def _guarded(action: Callable[[], int]) -> None:
     """Run a command body; user errors end in one line and exit code 2, never a traceback."""
     try:
         code = action()
-    except (AudioInputError, ModelUnavailableError, DeviceError) as error:
+    except (AudioInputError, ModelUnavailableError, DeviceError, ProfileError) as error:
         ui.fail(str(error))
         code = EXIT_USER_ERROR
     raise typer.Exit(code)
@@ -150,7 +176,8 @@ def _examiner_recording(question: str, voice: str) -> np.ndarray:
     speech = to_mono_16k(np.concatenate(list(examiner.synthesize(question))), examiner.sample_rate)
     examiner.close()
     silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
-    return np.concatenate([silence / 2, 0.8 * speech / max(1e-6, np.abs(speech).max()), silence])
+    answer_room = np.zeros(DEMO_ANSWER_SECONDS * SAMPLE_RATE, dtype=np.float32)
+    return np.concatenate([silence / 2, 0.8 * speech / max(1e-6, np.abs(speech).max()), answer_room])
 
 
 @app.command()
@@ -204,6 +231,9 @@ def _run_live(settings: Settings, events: Path | None, input_device: str | int |
         ui.console.print("stopped")
     session.summarize()
     return 0
+
+
+register_profile_commands(app, _guarded, _settings)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from cluelypro.asr.base import SpeechRecognizer
 from cluelypro.config import Settings
 from cluelypro.llm.base import ThesisLLM
 from cluelypro.packaged import ProgressCallback
+from cluelypro.speaker.base import SpeakerEmbedder
 from cluelypro.tts.base import SpeechSynthesizer
 from cluelypro.vad.engines import SpeechDetector, make_detector
 
@@ -20,13 +21,17 @@ class Engines:
     recognizer: SpeechRecognizer
     llm: ThesisLLM
     synthesizer: SpeechSynthesizer
+    embedder: SpeakerEmbedder | None = None  # only when a voice profile is in use
 
-    def loadable(self) -> list[tuple[str, SpeechRecognizer | ThesisLLM | SpeechSynthesizer]]:
-        return [
+    def loadable(self) -> list[tuple[str, SpeechRecognizer | ThesisLLM | SpeechSynthesizer | SpeakerEmbedder]]:
+        engines = [
             (f"ASR  {self.recognizer.name}", self.recognizer),
             (f"LLM  {self.llm.name}", self.llm),
             (f"TTS  {self.synthesizer.name}", self.synthesizer),
         ]
+        if self.embedder is not None:
+            engines.append((f"voice {self.embedder.name}", self.embedder))
+        return engines
 
 
     def close(self) -> None:
@@ -37,10 +42,11 @@ class Engines:
                 close()
 
 
-def build_engines(settings: Settings) -> Engines:
+def build_engines(settings: Settings, speaker_gate: bool = False) -> Engines:
     """Engine objects for the configured choices; nothing heavy happens until `load_engines`."""
     from cluelypro.asr.whisper import WhisperRecognizer
     from cluelypro.llm.llama import LlamaThesisLLM
+    from cluelypro.speaker.campplus import CamPlusEmbedder
     from cluelypro.tts.rhvoice import RhVoiceSynthesizer
 
     return Engines(
@@ -51,6 +57,7 @@ def build_engines(settings: Settings) -> Engines:
             context_tokens=settings.llm_context_tokens, grammar=settings.llm_grammar,
         ),
         synthesizer=RhVoiceSynthesizer(settings.tts_voice, settings.tts_speed),
+        embedder=CamPlusEmbedder() if speaker_gate else None,
     )
 
 

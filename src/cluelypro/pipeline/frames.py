@@ -7,10 +7,7 @@ each hand-over checks so that nothing made for an old question reaches a newer o
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 from cluelypro.metrics.timeline import Anchor
 from cluelypro.vad.segmenter import Utterance
@@ -28,24 +25,6 @@ class Question:
     utt: int
     text: str
     anchor: Anchor
-
-
-@dataclass(frozen=True)
-class Thesis:
-    q: int
-    utt: int
-    index: int  # 1-based, in the order spoken
-    text: str
-    depth: int
-    anchor: Anchor
-
-
-@dataclass
-class SpokenThesis:
-    """A thesis on its way to the earpiece: its chunks arrive while it is already queued."""
-
-    thesis: Thesis
-    chunks: asyncio.Queue[np.ndarray | None] = field(default_factory=asyncio.Queue)
 
 
 END = None

@@ -1,11 +1,11 @@
 """The prompter's asyncio pipeline (SPEC §2–3).
 
-    audio ─► listen (VAD + segmenter) ─► transcribe (ASR) ─► generate (LLM, streamed theses)
-          ─► synthesize (TTS, runs ahead) ─► play (earpiece, chunk by chunk)
+    audio ─► listen (VAD + segmenter) ─► transcribe (speaker gate, ASR, question filter)
+          ─► generate (LLM, streamed theses) ─► Answer: plan, TTS ahead, earpiece, deepening
 
 Stages are tasks joined by bounded queues; engine calls run in threads. A question becomes the
-active one when its first thesis is complete — only then does it interrupt the previous
-answer — and every hand-over drops frames whose question is no longer active.
+current one when its first thesis is complete — only then does it interrupt the previous answer
+(6B) — and the old `Answer` is cancelled whole, so nothing made for it reaches the new plan.
 """
 
 from __future__ import annotations
@@ -13,28 +13,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
 import numpy as np
-import soxr
 
 from cluelypro.audio.earpiece import Earpiece
-from cluelypro.config import SAMPLE_RATE, Settings
+from cluelypro.config import Settings
 from cluelypro.llm.prompts import thesis_messages
 from cluelypro.llm.thesis_parser import ThesisStreamParser
 from cluelypro.metrics.timeline import Anchor, Clock, Timeline
+from cluelypro.pipeline.answer import Answer, AnswerContext
 from cluelypro.pipeline.engines import Engines
-from cluelypro.pipeline.frames import END, Question, SpeechSegment, SpokenThesis, Thesis
+from cluelypro.pipeline.frames import END, Question, SpeechSegment
 from cluelypro.pipeline.threads import iterate_in_thread
-from cluelypro.tts.normalize import normalize_for_tts
+from cluelypro.prompter.filter import QuestionFilter
+from cluelypro.prompter.matcher import ThesisMatcher
+from cluelypro.speaker.enroll import SpeakerGate
 from cluelypro.vad.segmenter import Segmenter, SegmenterEvent, SpeechEnded, SpeechStarted
 
 log = logging.getLogger(__name__)
-
-CONTEXT_WINDOW_S = 30.0
 
 
 def _milliseconds_since(started: float) -> int:
@@ -42,8 +42,17 @@ def _milliseconds_since(started: float) -> int:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, engines: Engines, clock: Clock, timeline: Timeline, earpiece: Earpiece) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engines: Engines,
+        clock: Clock,
+        timeline: Timeline,
+        earpiece: Earpiece,
+        gate: SpeakerGate | None = None,
+    ) -> None:
         self.settings = settings
+        self.gate = gate
         self.engines = engines
         self.clock = clock
         self.timeline = timeline
@@ -60,16 +69,18 @@ class Pipeline:
         size = settings.queue_size
         self._segments: asyncio.Queue[SpeechSegment | None] = asyncio.Queue(size)
         self._questions: asyncio.Queue[Question | None] = asyncio.Queue(size)
-        self._theses: asyncio.Queue[Thesis | None] = asyncio.Queue(size)
-        self._spoken: asyncio.Queue[SpokenThesis | None] = asyncio.Queue(size)
-        self.active_q: int | None = None
         self._next_q = 1
-        self._unplayed: Counter[int] = Counter()  # question → theses handed over, not yet played
         self._heard: deque[tuple[float, str]] = deque()  # (end time, text) of the other speaker
+        self.filter = QuestionFilter(settings.question_filter_mode, commentary=settings.commentary_mode)
+        self.answer: Answer | None = None
+        self._answer_context = AnswerContext(
+            settings, engines, timeline, earpiece, ThesisMatcher(), self._stream_theses
+        )
+        self._llm_lock = asyncio.Lock()  # one llama.cpp context: answers and deepening take turns
 
     async def run(self, source: AsyncIterator[np.ndarray]) -> None:
         """Process `source` to its end (or until cancelled), then let every answer finish."""
-        stages = [self._transcribe(), self._generate(), self._synthesize(), self._play()]
+        stages = [self._transcribe(), self._generate()]
         tasks = [asyncio.create_task(stage) for stage in stages]
         try:
             await self._listen(source)
@@ -88,15 +99,22 @@ class Pipeline:
         detector = self.engines.detector
         size = detector.frame_samples
         pending = np.zeros(0, dtype=np.float32)
+        silence = np.zeros(size, dtype=np.float32)
         async for block in source:
             pending = np.concatenate([pending, block])
             consumed = len(pending) - len(pending) % size
             for start in range(0, consumed, size):
-                frame = pending[start : start + size]
+                frame = silence if self._hearing_itself() else pending[start : start + size]
                 await self._on_vad(self.segmenter.push(frame, detector.speech_probability(frame)))
             pending = pending[consumed:]
         await self._on_vad(self.segmenter.flush())
         await self._segments.put(END)
+
+    def _hearing_itself(self) -> bool:
+        """Without headphones the microphone hears the prompter: mute it while it speaks."""
+        if self.settings.use_headphones:
+            return False
+        return self.segmenter.now < self.earpiece.busy_until + self.settings.speaker_tail_ms / 1000
 
     async def _on_vad(self, events: list[SegmenterEvent]) -> None:
         for event in events:
@@ -132,26 +150,40 @@ class Pipeline:
 
     async def _transcribe_one(self, segment: SpeechSegment) -> None:
         utterance, anchor = segment.utterance, segment.anchor
-        self._emit("speaker", anchor, utterance.utt, role="other", score=None)
-        started = time.monotonic()
-        text = await asyncio.to_thread(self.engines.recognizer.transcribe, utterance.audio)
-        self._emit("asr", anchor, utterance.utt, text=text, engine=self.engines.recognizer.name,
-                   ms=_milliseconds_since(started))
-        if not text:
-            self._emit("question", anchor, utterance.utt, accepted=False, reason="empty transcript")
+        role, score = await self._speaker_role(utterance.audio)
+        self._emit("speaker", anchor, utterance.utt, role=role, score=score)
+        if role == "own" and self.settings.advance_policy != "until-said":
+            return  # own speech never asks; it is only transcribed to track the theses
+        text = await self._recognize(segment)
+        if role == "own":
+            if text and self.answer is not None:
+                self.answer.user_said(text)
             return
-        q = self._next_q
-        self._next_q += 1
-        # Without a heuristic filter the LLM decides: it returns no theses for small talk.
-        self._emit("question", anchor, utterance.utt, q, accepted=True, reason="llm decides")
-        await self._questions.put(Question(q, utterance.utt, text, anchor))
-        self._heard.append((utterance.end, text))
+        accepted, reason = self.filter.decide(text) if text else (False, "empty transcript")
+        q = self._next_q if accepted else None
+        self._emit("question", anchor, utterance.utt, q, accepted=accepted, reason=reason)
+        if text:
+            self._heard.append((utterance.end, text))
+        if accepted:
+            self._next_q += 1
+            await self._questions.put(Question(q, utterance.utt, text, anchor))
+
+    async def _speaker_role(self, audio: np.ndarray) -> tuple[str, float | None]:
+        if self.gate is None or not self.gate.enabled:
+            return "other", None
+        role, score = await asyncio.to_thread(self.gate.role, audio)
+        return role, None if score is None else round(score, 4)
+
+    async def _recognize(self, segment: SpeechSegment) -> str:
+        recognizer, started = self.engines.recognizer, time.monotonic()
+        text = await asyncio.to_thread(recognizer.transcribe, segment.utterance.audio)
+        self._emit("asr", segment.anchor, segment.utterance.utt, text=text, engine=recognizer.name,
+                   ms=_milliseconds_since(started))
+        return text
 
     def _context_before(self, question: Question) -> str:
-        horizon = self._heard[-1][0] - CONTEXT_WINDOW_S if self._heard else 0.0
-        while self._heard and self._heard[0][0] < horizon:
-            self._heard.popleft()
-        return " ".join(text for _, text in self._heard if text != question.text)
+        horizon = question.anchor.t - self.settings.context_window_s
+        return " ".join(text for end, text in self._heard if end >= horizon and text != question.text)
 
     # --- generate --------------------------------------------------------------------------------
 
@@ -162,99 +194,51 @@ class Pipeline:
             except Exception as error:
                 log.exception("LLM failed")
                 self._emit("error", question.anchor, question.utt, question.q, stage="llm", message=str(error))
-        await self._theses.put(END)
+        if self.answer is not None:  # the input has ended: let the last answer finish
+            self.answer.wind_down()
+            await self.answer.finished()
 
     async def _answer(self, question: Question) -> None:
-        llm = self.engines.llm
         messages = thesis_messages(question.text, self._context_before(question), self.settings.asr_language)
-        parser = ThesisStreamParser()
-        index = 0
-        started = time.monotonic()
-        stream = iterate_in_thread(lambda: llm.stream(messages, self.settings.llm_max_tokens))
-        async with aclosing(stream) as pieces:
-            async for piece in pieces:
-                if started is not None:
-                    self._emit("llm_first_token", question.anchor, question.utt, question.q,
-                               provider=llm.name, ms=_milliseconds_since(started))
-                    started = None
-                for text in parser.feed(piece):
-                    index += 1
-                    await self._hand_over_thesis(question, index, text)
-                if self._next_q - 1 > question.q:  # a newer question waits: stop this answer here
-                    break
-            else:
-                for text in parser.finish():
-                    index += 1
-                    await self._hand_over_thesis(question, index, text)
-        if index == 0:
+        answer = None
+        async with aclosing(self._stream_theses(question, messages, [])) as theses:
+            async for text in theses:
+                if answer is None:
+                    answer = self._take_over(question, text)
+                else:
+                    answer.add_thesis(text)
+        if answer is None:
             log.info("no theses for %r (small talk, or the model found nothing to say)", question.text)
+        else:
+            answer.round_done()
 
-    async def _hand_over_thesis(self, question: Question, index: int, text: str) -> None:
-        thesis = Thesis(question.q, question.utt, index, text, depth=0, anchor=question.anchor)
-        self._emit("thesis", question.anchor, question.utt, question.q, index=index, text=text, depth=0)
-        self._unplayed[question.q] += 1
-        if index == 1:
-            self._activate(question)
-        await self._theses.put(thesis)
-
-    def _activate(self, question: Question) -> None:
+    def _take_over(self, question: Question, first_thesis: str) -> Answer:
         """The question has a non-empty answer: it replaces the previous one (6B)."""
-        old_q, self.active_q = self.active_q, question.q
-        if old_q is not None and self._unplayed[old_q] > 0:
+        old, self.answer = self.answer, Answer(question, self._answer_context)
+        self.answer.add_thesis(first_thesis)
+        if old is not None:
+            old.cancel()
             self.earpiece.stop()
-            self._emit("interrupted", question.anchor, question.utt, question.q, old_q=old_q, new_q=question.q)
+            if not old.plan.finished:
+                self._emit("interrupted", question.anchor, question.utt, question.q, old_q=old.q, new_q=question.q)
+        return self.answer
 
-    # --- synthesize ------------------------------------------------------------------------------
-
-    async def _synthesize(self) -> None:
-        while (thesis := await self._theses.get()) is not END:
-            if thesis.q != self.active_q:
-                self._unplayed[thesis.q] -= 1
-                continue
-            spoken = SpokenThesis(thesis)
-            await self._spoken.put(spoken)
-            try:
-                await self._synthesize_one(spoken)
-            except Exception as error:
-                log.exception("TTS failed")
-                self._emit("error", thesis.anchor, thesis.utt, thesis.q, stage="tts", message=str(error))
-            finally:
-                spoken.chunks.put_nowait(END)
-        await self._spoken.put(END)
-
-    async def _synthesize_one(self, spoken: SpokenThesis) -> None:
-        thesis, synthesizer = spoken.thesis, self.engines.synthesizer
-        text = normalize_for_tts(thesis.text, self.settings.asr_language)
-        resampler = soxr.ResampleStream(synthesizer.sample_rate, SAMPLE_RATE, 1, dtype="float32")
-        first = True
-        async with aclosing(iterate_in_thread(lambda: synthesizer.synthesize(text))) as chunks:
-            async for chunk in chunks:
-                if thesis.q != self.active_q:
-                    return
-                if first:
-                    self._emit("tts_first_audio", thesis.anchor, thesis.utt, thesis.q, index=thesis.index)
-                    first = False
-                spoken.chunks.put_nowait(resampler.resample_chunk(chunk))
-        spoken.chunks.put_nowait(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
-
-    # --- play ------------------------------------------------------------------------------------
-
-    async def _play(self) -> None:
-        while (spoken := await self._spoken.get()) is not END:
-            await self._play_one(spoken)
-            self._unplayed[spoken.thesis.q] -= 1
-
-    async def _play_one(self, spoken: SpokenThesis) -> None:
-        thesis = spoken.thesis
-        start = end = None
-        while (chunk := await spoken.chunks.get()) is not END:
-            if thesis.q != self.active_q:
-                break
-            if len(chunk) == 0:
-                continue
-            chunk_start, end = await self.earpiece.play(chunk, thesis.anchor.now())
-            if start is None:
-                start = chunk_start
-                self.timeline.emit("playback_start", start, utt=thesis.utt, q=thesis.q, index=thesis.index)
-        if end is not None:
-            self.timeline.emit("playback_end", end, utt=thesis.utt, q=thesis.q, index=thesis.index)
+    async def _stream_theses(self, question: Question, messages: list[dict[str, str]], already_said: list[str]) -> AsyncIterator[str]:
+        """Theses as they complete in the LLM stream; stops early when a newer question waits."""
+        llm = self.engines.llm
+        async with self._llm_lock:
+            parser = ThesisStreamParser(already_said)
+            started: float | None = time.monotonic()
+            stream = iterate_in_thread(lambda: llm.stream(messages, self.settings.llm_max_tokens))
+            async with aclosing(stream) as pieces:
+                async for piece in pieces:
+                    if started is not None:
+                        self._emit("llm_first_token", question.anchor, question.utt, question.q,
+                                   provider=llm.name, ms=_milliseconds_since(started))
+                        started = None
+                    for thesis in parser.feed(piece):
+                        yield thesis
+                    if self._next_q - 1 > question.q:
+                        return
+            for thesis in parser.finish():
+                yield thesis

@@ -1,7 +1,8 @@
 """Run a blocking iterator (LLM tokens, TTS chunks) in a worker thread, consumed from asyncio.
 
 Leaving the `async for` early (break, cancellation) asks the thread to stop; it closes the
-iterator in its own thread after the item in hand, which is how a generation is cancelled.
+iterator in its own thread after the item in hand, which is how a generation is cancelled. The
+consumer waits for that, so an engine is never driven by two threads at once.
 """
 
 from __future__ import annotations
@@ -19,28 +20,34 @@ async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]]) -> AsyncIt
     loop = asyncio.get_running_loop()
     items: asyncio.Queue = asyncio.Queue()
     stop = threading.Event()
+    finished = loop.create_future()
 
     def post(item: object) -> None:
-        if not stop.is_set():  # nobody listens any more (and the loop may be closed)
+        if not stop.is_set():
             loop.call_soon_threadsafe(items.put_nowait, item)
 
+    def mark_finished() -> None:
+        if not finished.done():
+            finished.set_result(None)
+
     def produce() -> None:
-        iterator = make_iterator()
         try:
+            iterator = make_iterator()
             for item in iterator:
                 if stop.is_set():
                     break
                 post(item)
+            getattr(iterator, "close", lambda: None)()
         except BaseException as error:  # handed to the consumer, raised there
             post(error)
         finally:
-            close = getattr(iterator, "close", None)
-            if close:
-                close()
             post(_DONE)
+            try:
+                loop.call_soon_threadsafe(mark_finished)
+            except RuntimeError:  # the event loop is gone: nobody waits any more
+                pass
 
-    worker = threading.Thread(target=produce, name="engine-stream", daemon=True)
-    worker.start()
+    threading.Thread(target=produce, name="engine-stream", daemon=True).start()
     try:
         while (item := await items.get()) is not _DONE:
             if isinstance(item, BaseException):
@@ -48,3 +55,4 @@ async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]]) -> AsyncIt
             yield item
     finally:
         stop.set()
+        await asyncio.shield(finished)

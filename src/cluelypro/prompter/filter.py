@@ -16,7 +16,7 @@ import re
 from functools import lru_cache
 from typing import Literal
 
-from cluelypro.prompter.matcher import _morph
+from cluelypro.prompter.matcher import morph
 
 FilterMode = Literal["heuristic", "llm"]
 
@@ -24,6 +24,8 @@ INTERROGATIVE_LEMMAS = {
     "что", "кто", "какой", "каков", "каковой", "чей", "почему", "зачем", "отчего", "когда", "где",
     "куда", "откуда", "сколько", "насколько", "как", "разве", "неужели",
 }
+ANYWHERE_INTERROGATIVES = {"почему", "зачем", "отчего", "сколько", "насколько", "откуда"}
+"""Never conjunctions, so they ask wherever they stand: ASR often drops the comma before them."""
 ENGLISH_INTERROGATIVES = {
     "what", "why", "how", "who", "whom", "whose", "when", "where", "which",
     "do", "does", "did", "is", "are", "was", "were", "can", "could", "would", "should", "will",
@@ -36,13 +38,15 @@ ANSWER_VERBS = {
     "определить", "определять", "вывести", "выводить", "найти", "находить", "вычислить",
     "вычислять", "посчитать", "решить", "решать", "сказать", "разобрать", "разбирать",
     "проанализировать", "анализировать", "изложить", "излагать", "прокомментировать",
-    "комментировать", "уточнить", "вспомнить", "перечислить", "рассмотреть", "рассматривать",
+    "комментировать", "уточнить", "вспомнить", "рассмотреть", "рассматривать",
 }
 GIVE_OBJECTS = {
     "определение", "характеристика", "ответ", "оценка", "пример", "объяснение", "описание",
     "пояснение", "формулировка", "доказательство",
 }
 MODAL_LEMMAS = {"мочь", "смочь", "хотеть", "просить", "попросить"}
+LETS = {"давайте", "давай"}
+LETS_VERBS = {"поговорить", "обсудить", "обсуждать", "разобраться"}
 ENGLISH_ANSWER_VERBS = {
     "tell", "explain", "describe", "name", "list", "compare", "define", "give", "walk",
     "elaborate", "outline", "prove", "summarize", "summarise", "clarify",
@@ -59,9 +63,9 @@ SMALL_TALK_PHRASES = [
     "давайте начнем", "давайте начинать", "как дела", "как ваши дела", "как у вас дела",
     "меня слышно", "вы меня слышите", "одну минуту", "одну секунду", "одну минуточку",
     "берите билет", "возьмите билет", "тяните билет", "время пошло", "время вышло",
-    "можете готовиться", "давайте дальше", "идем дальше", "good morning", "good afternoon",
-    "thank you", "how are you", "next question", "are you ready", "one moment",
-    "nice to meet you", "sit down",
+    "можете готовиться", "давайте дальше", "идем дальше", "к следующему вопросу",
+    "good morning", "good afternoon", "thank you", "how are you", "next question",
+    "are you ready", "one moment", "nice to meet you", "sit down",
 ]
 SMALL_TALK_WORDS = {
     "здравствуйте", "здравствуй", "привет", "приветствую", "спасибо", "благодарю", "пожалуйста",
@@ -69,7 +73,8 @@ SMALL_TALK_WORDS = {
     "минуточку", "секундочку", "секунду", "момент", "так", "хорошо", "ладно", "итак", "ну", "вот",
     "отлично", "понятно", "ясно", "угу", "ага", "да", "нет", "окей", "ок", "что", "а", "и",
     "дальше", "продолжаем", "продолжайте", "начинаем", "переходим", "молодец", "верно",
-    "правильно", "замечательно", "прекрасно", "извините", "простите", "готовьтесь",
+    "правильно", "замечательно", "прекрасно", "извините", "простите", "готовьтесь", "готовы",
+    "готов", "начнем", "начинайте", "давайте", "перейдем",
     "hello", "hi", "thanks", "ok", "okay", "yes", "no", "well", "so", "right", "fine", "great",
     "sure", "please", "wait", "sorry", "pardon", "what", "good",
 }
@@ -86,7 +91,7 @@ def _clauses(text: str) -> list[list[str]]:
 
 @lru_cache(maxsize=4096)
 def _parses(word: str) -> tuple[tuple[str, frozenset[str]], ...]:
-    return tuple((p.normal_form.replace("ё", "е"), frozenset(p.tag.grammemes)) for p in _morph().parse(word))
+    return tuple((p.normal_form.replace("ё", "е"), frozenset(p.tag.grammemes)) for p in morph().parse(word))
 
 
 def _lemmas(word: str) -> set[str]:
@@ -111,12 +116,18 @@ def _interrogative(text: str) -> str | None:
             return opening[0]
         if "ли" in clause[1:]:
             return "ли"
+        anywhere = [word for word in clause if _lemmas(word) & ANYWHERE_INTERROGATIVES]
+        if anywhere:
+            return anywhere[0]
     return None
 
 
 def _answer_verb(words: list[str], position: int) -> bool:
     word = words[position]
+    lets = position > 0 and words[position - 1] in LETS
     for lemma, tags in _parses(word):
+        if lets and lemma in LETS_VERBS | ANSWER_VERBS and {"1per", "plur"} <= tags:
+            return True
         if lemma not in ANSWER_VERBS and lemma != "дать":
             continue
         asks = "impr" in tags or "2per" in tags

@@ -24,7 +24,7 @@ from cluelypro.tts.normalize import read_latin
 FUNCTION_POS = {"PREP", "CONJ", "PRCL", "INTJ", "NPRO", "PRED"}
 STOP_LEMMAS = {
     "быть", "стать", "становиться", "являться", "есть", "иметь", "это", "также", "так", "тоже",
-    "очень", "ещё", "еще", "уже", "вот", "ну", "там", "тут", "здесь", "когда", "где", "как",
+    "очень", "еще", "уже", "вот", "ну", "там", "тут", "здесь", "когда", "где", "как",
     "можно", "нужно", "и", "а", "но", "или", "ли", "не", "ни", "же", "бы",
 }
 FUZZY_RATIO = 85
@@ -39,7 +39,7 @@ JudgeFn = Callable[[str, str], bool]
 
 
 @cache
-def _morph() -> pymorphy3.MorphAnalyzer:
+def morph() -> pymorphy3.MorphAnalyzer:
     return pymorphy3.MorphAnalyzer(lang="ru")
 
 
@@ -71,7 +71,7 @@ def _tokens(text: str) -> list[str]:
 
 @lru_cache(maxsize=4096)
 def _analyse(token: str) -> Word | None:
-    parse = _morph().parse(token)[0]
+    parse = morph().parse(token)[0]
     lemma = parse.normal_form.replace("ё", "е")
     cardinals = _ordinal_to_cardinal()
     if lemma in cardinals or lemma in cardinals.values() or parse.tag.POS == "NUMR":

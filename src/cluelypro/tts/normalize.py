@@ -39,6 +39,7 @@ _TRANSLITERATION = [
 
 _NUMBER = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)?)(\s*%)?(?:\s+(году|года|годом|год)\b)?")
 _PLAIN_NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)?")
+_UNSPEAKABLE = re.compile(r"[^\w\s.,:;!?()«»\"'—–\-%+]|[^\W\dA-Za-zА-Яа-яЁё_]")  # e.g. CJK the LLM slips in
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z+\-]*[A-Za-z+]|[A-Za-z]")
 
 
@@ -84,6 +85,7 @@ def read_latin(word: str) -> str:
 
 def normalize_for_tts(text: str, language: str = "ru") -> str:
     """Numbers as words; for Russian also years in agreement, percents and Latin words read out."""
+    text = _UNSPEAKABLE.sub("", text)
     if language == "ru":
         text = _NUMBER.sub(_number_to_words, text)
         text = _LATIN_WORD.sub(lambda match: read_latin(match.group(0)), text)
