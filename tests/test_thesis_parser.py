@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from cluelypro.llm.thesis_parser import ThesisStreamParser
+from cluelypro.llm.thesis_parser import ThesisStreamParser, speakable_head
 
 # Streams as the models actually wrote them (Qwen2.5-Coder 1.5B / 0.5B), plus the messy cases.
 NUMBERED = (
@@ -120,3 +120,31 @@ def test_theses_already_said_are_not_repeated() -> None:
     parser = ThesisStreamParser(already_said=["Инфляция — рост общего уровня цен."])
     stream = "1. Инфляция — рост общего уровня цен.\n2. Её измеряют индексом потребительских цен."
     assert parser.feed(stream) + parser.finish() == ["Её измеряют индексом потребительских цен."]
+
+
+def test_numbered_partial_shows_the_thesis_being_written() -> None:
+    parser = ThesisStreamParser()
+    assert parser.feed("1. Фотосинтез — процесс, ") == []
+    assert parser.numbered_partial() == "Фотосинтез — процесс, "
+    assert parser.feed("при котором растения запасают энергию.\n2") == ["Фотосинтез — процесс, при котором растения запасают энергию."]
+    assert parser.numbered_partial() == ""
+
+
+def test_no_partial_for_small_talk_or_preamble() -> None:
+    silent = ThesisStreamParser()
+    silent.feed("0")
+    assert silent.numbered_partial() == ""
+    preamble = ThesisStreamParser()
+    preamble.feed("Вот тезисы ответа")
+    assert preamble.numbered_partial() == ""
+
+
+@pytest.mark.parametrize(("partial", "head"), [
+    ("Фотосинтез — процесс", ""),
+    ("Фотосинтез — процесс, при", "Фотосинтез — процесс,"),
+    ("Инфляция это устойчивый", ""),
+    ("Инфляция это устойчивый рост общего уровня цен на", "Инфляция это устойчивый рост общего"),
+    ("Лев Толстой написал", ""),
+])
+def test_speakable_head(partial: str, head: str) -> None:
+    assert speakable_head(partial) == head

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     speaker_tail_ms: int = Field(300, ge=0, description="how long the microphone stays muted after playback")
     context_window_s: float = Field(30.0, ge=0, description="the other speaker's recent speech passed as context")
 
+    # Latency
+    early_speech: bool = Field(True, description="start speaking thesis 1 from its first clause")
+
     # Pipeline
     queue_size: int = Field(8, ge=1)
 

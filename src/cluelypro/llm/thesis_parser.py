@@ -20,6 +20,25 @@ _LABEL = re.compile(r"^(?:тезис\s*\d*|ответ)\s*[:.—-]\s*", re.IGNORE
 _QUOTES = "\"'«»“”„"
 
 
+HEAD_MIN_WORDS = 3
+HEAD_MAX_WORDS = 5
+_CLAUSE_END = re.compile(r"[,;:—–]\s")
+
+
+def speakable_head(partial: str) -> str:
+    """The first words of a thesis still being written that can be spoken already ("" if none).
+
+    A head ends at a clause boundary after at least HEAD_MIN_WORDS words, or is the first
+    HEAD_MAX_WORDS complete words: TTS starts there while the model writes on.
+    """
+    for boundary in _CLAUSE_END.finditer(partial):
+        head = partial[: boundary.start() + 1]
+        if len(head.split()) >= HEAD_MIN_WORDS:
+            return head.strip()
+    complete = partial[: partial.rfind(" ")].split() if " " in partial else []
+    return " ".join(complete[:HEAD_MAX_WORDS]) if len(complete) >= HEAD_MAX_WORDS else ""
+
+
 class ThesisStreamParser:
     def __init__(self, already_said: Iterable[str] = ()) -> None:
         """`already_said`: theses given before (a deepening request); they are not repeated."""
@@ -38,6 +57,14 @@ class ThesisStreamParser:
     def finish(self) -> list[str]:
         """The last thesis, once the stream has ended."""
         return self._drain(final=True)
+
+    def numbered_partial(self) -> str:
+        """The numbered thesis being written now, as far as it has come ("" if none): lets TTS
+        start on a thesis's first words while the model is still writing the rest."""
+        marker = _MARKER.match(self._buffer.lstrip())
+        if self._silent or marker is None or not marker.group(1) or "\n" in self._buffer:
+            return ""
+        return self._buffer.lstrip()[marker.end():].replace("**", "")
 
     def _drain(self, final: bool) -> list[str]:
         theses: list[str] = []

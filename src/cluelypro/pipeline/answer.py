@@ -91,6 +91,8 @@ class Answer:
         self._tasks: set[asyncio.Task] = set()
         self._changed = asyncio.Event()
         self._deepening: asyncio.Task | None = None
+        self._head: tuple[int, str] | None = None  # thesis started from its first words, not yet complete
+        self._head_synthesis: asyncio.Task | None = None
         self.speaker = asyncio.create_task(self._speak(), name=f"answer-{question.q}")
 
     @property
@@ -106,7 +108,19 @@ class Answer:
 
     # --- events from the pipeline ----------------------------------------------------------------
 
+    def start_early(self, head: str) -> None:
+        """Thesis 1 is still being written: start speaking its first words now."""
+        thesis = self.plan.add(head)
+        if thesis is None:
+            return
+        self._head = (thesis.index, head)
+        self._audio[thesis.index] = ThesisAudio()
+        self._head_synthesis = self._spawn(self._synthesize(head, thesis.index, self._audio[thesis.index], finish=False))
+        self._changed.set()
+
     def add_thesis(self, text: str) -> PlannedThesis | None:
+        if self._head is not None:
+            return self._complete_head(text)
         thesis = self.plan.add(text)
         if thesis is not None:
             self._emit("thesis", index=thesis.index, text=thesis.text, depth=thesis.depth)
@@ -114,7 +128,23 @@ class Answer:
             self._changed.set()
         return thesis
 
+    def _complete_head(self, text: str) -> PlannedThesis | None:
+        """The thesis started early is complete: synthesise the rest of it after its head. If the
+        parser dropped that line (a heading over sub-items), the head stands alone."""
+        index, head = self._head
+        self._head = None
+        head_words, words = head.split(), text.split()
+        continues = [w.casefold() for w in words[: len(head_words)]] == [w.casefold() for w in head_words]
+        thesis = self.plan.revise(index, text if continues else head)
+        self._emit("thesis", index=index, text=thesis.text, depth=thesis.depth)
+        rest = " ".join(words[len(head_words):]) if continues else ""
+        self._spawn(self._synthesize(rest, index, self._audio[index], after=self._head_synthesis))
+        self._changed.set()
+        return thesis if continues else self.add_thesis(text)
+
     def round_done(self) -> None:
+        if self._head is not None:  # the stream ended inside the thesis started early
+            self._complete_head(self._head[1])
         self.plan.round_done()
         self._changed.set()
 
@@ -147,7 +177,7 @@ class Answer:
         for thesis in self.plan.upcoming(SYNTHESIZE_AHEAD):
             if thesis.index not in self._audio:
                 self._audio[thesis.index] = ThesisAudio()
-                self._spawn(self._synthesize(thesis, self._audio[thesis.index]))
+                self._spawn(self._synthesize(thesis.text, thesis.index, self._audio[thesis.index]))
 
     def _spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.create_task(coroutine)
@@ -155,21 +185,28 @@ class Answer:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _synthesize(self, thesis: PlannedThesis, audio: ThesisAudio) -> None:
+    async def _synthesize(
+        self, text: str, index: int, audio: ThesisAudio, finish: bool = True, after: asyncio.Task | None = None
+    ) -> None:
+        """Synthesise `text` onto the end of `audio` (after the task `after`, whose audio comes first)."""
+        if after is not None:
+            await asyncio.wait([after])
         synthesizer = self.context.engines.synthesizer
-        text = normalize_for_tts(thesis.text, self.context.settings.asr_language)
+        spoken = normalize_for_tts(text, self.context.settings.asr_language)
         resampler = soxr.ResampleStream(synthesizer.sample_rate, SAMPLE_RATE, 1, dtype="float32")
         try:
-            async for chunk in iterate_in_thread(lambda: synthesizer.synthesize(text)):
-                if not audio.chunks:
-                    self._emit("tts_first_audio", index=thesis.index)
-                audio.add(resampler.resample_chunk(chunk))
-            audio.add(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+            if spoken:
+                async for chunk in iterate_in_thread(lambda: synthesizer.synthesize(spoken)):
+                    if not audio.chunks:
+                        self._emit("tts_first_audio", index=index)
+                    audio.add(resampler.resample_chunk(chunk))
+                audio.add(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
         except Exception as error:
             log.exception("TTS failed")
             self._emit("error", stage="tts", message=str(error))
         finally:
-            audio.finish()
+            if finish:
+                audio.finish()
 
     # --- speaking --------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -23,7 +23,7 @@ import numpy as np
 from cluelypro.audio.earpiece import Earpiece
 from cluelypro.config import Settings
 from cluelypro.llm.prompts import thesis_messages
-from cluelypro.llm.thesis_parser import ThesisStreamParser
+from cluelypro.llm.thesis_parser import ThesisStreamParser, speakable_head
 from cluelypro.metrics.timeline import Anchor, Clock, Timeline
 from cluelypro.pipeline.answer import Answer, AnswerContext
 from cluelypro.pipeline.engines import Engines
@@ -201,10 +201,17 @@ class Pipeline:
     async def _answer(self, question: Question) -> None:
         messages = thesis_messages(question.text, self._context_before(question), self.settings.asr_language)
         answer = None
-        async with aclosing(self._stream_theses(question, messages, [])) as theses:
+
+        def start_early(parser: ThesisStreamParser) -> None:
+            nonlocal answer
+            if answer is None and self.settings.early_speech:
+                if head := speakable_head(parser.numbered_partial()):
+                    answer = self._take_over(question, lambda new: new.start_early(head))
+
+        async with aclosing(self._stream_theses(question, messages, [], start_early)) as theses:
             async for text in theses:
                 if answer is None:
-                    answer = self._take_over(question, text)
+                    answer = self._take_over(question, lambda new: new.add_thesis(text))
                 else:
                     answer.add_thesis(text)
         if answer is None:
@@ -212,10 +219,10 @@ class Pipeline:
         else:
             answer.round_done()
 
-    def _take_over(self, question: Question, first_thesis: str) -> Answer:
+    def _take_over(self, question: Question, begin: Callable[[Answer], object]) -> Answer:
         """The question has a non-empty answer: it replaces the previous one (6B)."""
         old, self.answer = self.answer, Answer(question, self._answer_context)
-        self.answer.add_thesis(first_thesis)
+        begin(self.answer)
         if old is not None:
             old.cancel()
             self.earpiece.stop()
@@ -223,8 +230,15 @@ class Pipeline:
                 self._emit("interrupted", question.anchor, question.utt, question.q, old_q=old.q, new_q=question.q)
         return self.answer
 
-    async def _stream_theses(self, question: Question, messages: list[dict[str, str]], already_said: list[str]) -> AsyncIterator[str]:
-        """Theses as they complete in the LLM stream; stops early when a newer question waits."""
+    async def _stream_theses(
+        self,
+        question: Question,
+        messages: list[dict[str, str]],
+        already_said: list[str],
+        watch: Callable[[ThesisStreamParser], None] | None = None,
+    ) -> AsyncIterator[str]:
+        """Theses as they complete in the LLM stream; stops early when a newer question waits.
+        `watch` sees the parser after every piece (to start speaking a thesis early)."""
         llm = self.engines.llm
         async with self._llm_lock:
             parser = ThesisStreamParser(already_said)
@@ -238,6 +252,8 @@ class Pipeline:
                         started = None
                     for thesis in parser.feed(piece):
                         yield thesis
+                    if watch is not None:
+                        watch(parser)
                     if self._next_q - 1 > question.q:
                         return
             for thesis in parser.finish():

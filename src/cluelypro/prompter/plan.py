@@ -85,6 +85,12 @@ class ThesisPlan:
         self._round_added += 1
         return thesis
 
+    def revise(self, index: int, text: str) -> PlannedThesis:
+        """Replace the text of thesis `index` (a thesis started from its first words is complete)."""
+        old = self._theses[index - 1]
+        self._theses[index - 1] = PlannedThesis(old.q, old.index, text.strip(), old.depth)
+        return self._theses[index - 1]
+
     def current(self) -> PlannedThesis | None:
         return next((t for t in self._theses if t.index not in self._done), None)
 
