@@ -8,7 +8,7 @@ import pytest
 from cluelypro.audio.io import read_audio
 from cluelypro.config import SAMPLE_RATE
 from cluelypro.vad.engines import make_detector
-from cluelypro.vad.segmenter import Segmenter, SpeechEnded, SpeechStarted, spectral_flatness
+from cluelypro.vad.segmenter import Segmenter, SpeechEnded, SpeechPaused, SpeechStarted, spectral_flatness
 
 FRAME = 512
 FRAME_S = FRAME / SAMPLE_RATE
@@ -109,3 +109,20 @@ def test_detectors_ignore_silence_and_white_noise(engine: str) -> None:
     rng = np.random.default_rng(3)
     for audio in (np.zeros(3 * SAMPLE_RATE, np.float32), rng.normal(0, 0.05, 3 * SAMPLE_RATE).astype(np.float32)):
         assert accepted_utterances(engine, audio) == []
+
+
+def test_pause_offers_the_final_audio_early_for_speculative_asr() -> None:
+    probabilities = [0.9] * 30 + [0.0] * 20
+    events = feed(Segmenter(FRAME, speculate_after_ms=200), tone(len(probabilities)), probabilities)
+    started, paused, ended = events
+    assert isinstance(paused, SpeechPaused) and paused.end == ended.end
+    assert np.array_equal(paused.audio, ended.utterance.audio), "the speculation must be what is committed"
+
+
+def test_a_resumed_pause_is_not_the_end() -> None:
+    probabilities = [0.9] * 20 + [0.0] * 8 + [0.9] * 20 + [0.0] * 20
+    events = feed(Segmenter(FRAME, speculate_after_ms=200), tone(len(probabilities)), probabilities)
+    pauses = [event for event in events if isinstance(event, SpeechPaused)]
+    ends = [event for event in events if isinstance(event, SpeechEnded)]
+    assert len(ends) == 1 and len(pauses) == 2
+    assert pauses[0].end < ends[0].end == pauses[1].end

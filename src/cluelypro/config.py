@@ -85,6 +85,9 @@ class Settings(BaseSettings):
 
     # Latency
     early_speech: bool = Field(True, description="start speaking thesis 1 from its first clause")
+    speculative_asr_ms: int = Field(
+        200, ge=0, description="start ASR after this much silence, before END_SILENCE_MS confirms the end (0: off)"
+    )
 
     # Pipeline
     queue_size: int = Field(8, ge=1)

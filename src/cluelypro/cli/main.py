@@ -16,6 +16,7 @@ from cluelypro.audio.earpiece import DeviceEarpiece, Earpiece, TrackEarpiece
 from cluelypro.audio.io import AudioInputError, read_audio, to_mono_16k, write_audio
 from cluelypro.audio.sources import capture_microphone, replay_file
 from cluelypro.cli import console as ui
+from cluelypro.cli.bench import register_bench_command
 from cluelypro.cli.profiles import register_profile_commands
 from cluelypro.config import SAMPLE_RATE, Settings, load_settings
 from cluelypro.metrics.summary import QuestionChain, question_chains
@@ -234,6 +235,7 @@ def _run_live(settings: Settings, events: Path | None, input_device: str | int |
 
 
 register_profile_commands(app, _guarded, _settings)
+register_bench_command(app, _guarded, _settings)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ each hand-over checks so that nothing made for an old question reaches a newer o
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from cluelypro.metrics.timeline import Anchor
@@ -17,6 +18,7 @@ from cluelypro.vad.segmenter import Utterance
 class SpeechSegment:
     utterance: Utterance
     anchor: Anchor
+    transcript: asyncio.Task[tuple[str, int]] | None = None  # ASR started speculatively on a pause
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from cluelypro.pipeline.threads import iterate_in_thread
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.prompter.matcher import ThesisMatcher
 from cluelypro.speaker.enroll import SpeakerGate
-from cluelypro.vad.segmenter import Segmenter, SegmenterEvent, SpeechEnded, SpeechStarted
+from cluelypro.vad.segmenter import Segmenter, SegmenterEvent, SpeechEnded, SpeechPaused, SpeechStarted
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class Pipeline:
             end_silence_ms=settings.end_silence_ms,
             max_segment_s=settings.max_segment_s,
             noise_flatness=settings.noise_flatness,
+            speculate_after_ms=settings.speculative_asr_ms,
         )
         size = settings.queue_size
         self._segments: asyncio.Queue[SpeechSegment | None] = asyncio.Queue(size)
@@ -77,6 +78,8 @@ class Pipeline:
             settings, engines, timeline, earpiece, ThesisMatcher(), self._stream_theses
         )
         self._llm_lock = asyncio.Lock()  # one llama.cpp context: answers and deepening take turns
+        self._asr_lock = asyncio.Lock()  # the recogniser serves one call at a time
+        self._speculation: tuple[int, float, asyncio.Task[tuple[str, int]]] | None = None  # (utt, end, ASR)
 
     async def run(self, source: AsyncIterator[np.ndarray]) -> None:
         """Process `source` to its end (or until cancelled), then let every answer finish."""
@@ -120,12 +123,21 @@ class Pipeline:
         for event in events:
             if isinstance(event, SpeechStarted):
                 self.timeline.emit("speech_start", event.t, utt=event.utt)
+            elif isinstance(event, SpeechPaused):
+                self._speculation = (event.utt, event.end, asyncio.create_task(self._run_asr(event.audio)))
             elif isinstance(event, SpeechEnded):
                 self.timeline.emit("speech_end", event.end, utt=event.utt, duration=round(event.duration, 3))
                 if event.utterance is not None:
                     anchor = self.clock.anchor_for_speech_end(event.end)
                     self._emit("segment", anchor, event.utt)
-                    await self._hand_to_asr(SpeechSegment(event.utterance, anchor))
+                    await self._hand_to_asr(SpeechSegment(event.utterance, anchor, self._speculated(event)))
+
+    def _speculated(self, ended: SpeechEnded) -> asyncio.Task[tuple[str, int]] | None:
+        """The speculative ASR run started on this utterance's final pause, if there was one."""
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None and speculation[:2] == (ended.utt, ended.end):
+            return speculation[2]
+        return None
 
     async def _hand_to_asr(self, segment: SpeechSegment) -> None:
         if self.clock.fast:  # a file has no real time to keep: wait for the ASR
@@ -175,11 +187,15 @@ class Pipeline:
         return role, None if score is None else round(score, 4)
 
     async def _recognize(self, segment: SpeechSegment) -> str:
-        recognizer, started = self.engines.recognizer, time.monotonic()
-        text = await asyncio.to_thread(recognizer.transcribe, segment.utterance.audio)
-        self._emit("asr", segment.anchor, segment.utterance.utt, text=text, engine=recognizer.name,
-                   ms=_milliseconds_since(started))
+        text, ms = await (segment.transcript or self._run_asr(segment.utterance.audio))
+        self._emit("asr", segment.anchor, segment.utterance.utt, text=text, engine=self.engines.recognizer.name, ms=ms)
         return text
+
+    async def _run_asr(self, audio: np.ndarray) -> tuple[str, int]:
+        async with self._asr_lock:
+            started = time.monotonic()
+            text = await asyncio.to_thread(self.engines.recognizer.transcribe, audio)
+            return text, _milliseconds_since(started)
 
     def _context_before(self, question: Question) -> str:
         horizon = question.anchor.t - self.settings.context_window_s

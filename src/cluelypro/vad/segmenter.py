@@ -42,6 +42,16 @@ class Utterance:
 
 
 @dataclass(frozen=True)
+class SpeechPaused:
+    """Speech has paused long enough to guess it is over: the audio so far, for a speculative
+    ASR run. The utterance it would become ends at `end`, unless speech resumes."""
+
+    utt: int
+    audio: np.ndarray = field(repr=False)
+    end: float
+
+
+@dataclass(frozen=True)
 class SpeechEnded:
     utt: int
     start: float
@@ -54,7 +64,7 @@ class SpeechEnded:
         return self.end - self.start
 
 
-SegmenterEvent = SpeechStarted | SpeechEnded
+SegmenterEvent = SpeechStarted | SpeechPaused | SpeechEnded
 
 
 def spectral_flatness(audio: np.ndarray, frame: int = 512) -> float:
@@ -80,6 +90,7 @@ class Segmenter:
         end_silence_ms: int = 400,
         max_segment_s: float = 25.0,
         noise_flatness: float = 0.4,
+        speculate_after_ms: int = 0,
     ) -> None:
         self.frame_samples = frame_samples
         self.frame_s = frame_samples / SAMPLE_RATE
@@ -88,6 +99,8 @@ class Segmenter:
         self.end_silence_s = end_silence_ms / 1000
         self.max_segment_s = max_segment_s
         self.noise_flatness = noise_flatness
+        self.speculate_after_s = speculate_after_ms / 1000 if 0 < speculate_after_ms < end_silence_ms else None
+        self._paused = False
         self._preroll: deque[np.ndarray] = deque(maxlen=math.ceil(preroll_ms / 1000 / self.frame_s))
         self._frames: list[np.ndarray] = []
         self._next_utt = 1
@@ -113,10 +126,15 @@ class Segmenter:
         self._frames.append(frame)
         if probability >= self.threshold - HYSTERESIS:
             self._last_voiced_end = self.now
-        if self.now - self._last_voiced_end >= self.end_silence_s:
+            self._paused = False
+        silence = self.now - self._last_voiced_end
+        if silence >= self.end_silence_s or self.now - self._start >= self.max_segment_s:
             return [self._close()]
-        if self.now - self._start >= self.max_segment_s:
-            return [self._close()]
+        if self.speculate_after_s is not None and silence >= self.speculate_after_s and not self._paused:
+            self._paused = True
+            audio = self._trimmed(np.concatenate(self._frames))
+            if self._rejection(audio, self._last_voiced_end - self._start) is None:
+                return [SpeechPaused(self._utt, audio, self._last_voiced_end)]
         return []
 
     def flush(self) -> list[SegmenterEvent]:
@@ -135,11 +153,15 @@ class Segmenter:
         self._preroll.clear()
         return [SpeechStarted(self._utt, frame_start)]
 
-    def _close(self) -> SpeechEnded:
-        audio = np.concatenate(self._frames)
-        self._frames = []
+    def _trimmed(self, audio: np.ndarray) -> np.ndarray:
+        """The utterance's audio up to TRAILING_KEEP_S after its last voiced frame."""
         keep_until = min(self.now, self._last_voiced_end + TRAILING_KEEP_S)
-        audio = audio[: len(audio) - round((self.now - keep_until) * SAMPLE_RATE)]
+        return audio[: len(audio) - round((self.now - keep_until) * SAMPLE_RATE)]
+
+    def _close(self) -> SpeechEnded:
+        audio = self._trimmed(np.concatenate(self._frames))
+        self._frames = []
+        self._paused = False
         start, end = self._start, self._last_voiced_end
         reason = self._rejection(audio, end - start)
         utterance = None if reason else Utterance(self._utt, audio, start, end, closed_at=self.now)

@@ -1,0 +1,107 @@
+"""`cluelypro bench`: voice-to-voice latency and per-stage breakdown over a folder of recordings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from cluelypro.bench.baseline import BaselineResult
+from cluelypro.bench.corpus import Recording, load_corpus
+from cluelypro.bench.runner import DEFAULT_TIMEOUT_S, RunResult, run_bench
+from cluelypro.cli import console as ui
+from cluelypro.config import Settings
+
+Option = typer.Option
+EXIT_USER_ERROR = 2
+EXIT_NO_ANSWER = 3
+WIDE = 150
+WIDE_ENOUGH = 110  # columns the per-recording table needs with transcripts
+
+
+class BaselineMode(str, Enum):
+    sequential = "sequential"
+
+
+def register_bench_command(
+    app: typer.Typer, guarded: Callable[[Callable[[], int]], None], settings_factory: Callable[..., Settings]
+) -> None:
+    @app.command()
+    def bench(
+        corpus: Annotated[Optional[Path], Option(help="folder of recordings (wav/flac/ogg/mp3); default: the exam questions + ../shared/audio/ru")] = None,
+        baseline: Annotated[Optional[BaselineMode], Option(help="also run the same engines one after another, no streaming, and print the ratio")] = None,
+        repeat: Annotated[int, Option(min=1, help="replay each recording this many times")] = 1,
+        json_path: Annotated[Optional[Path], Option("--json", help="write the results as JSON")] = None,
+        plot: Annotated[Optional[Path], Option(help="write a latency waterfall PNG (needs matplotlib)")] = None,
+        limit: Annotated[Optional[int], Option(min=1, help="only the first N recordings")] = None,
+        timeout: Annotated[float, Option(min=1.0, help="give up on a recording this many seconds after its audio ends")] = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        """Replay recordings in real time and report voice-to-voice latency, per stage, p50/p95."""
+
+        def body() -> int:
+            from cluelypro.bench import report
+
+            settings = settings_factory()
+            if plot is not None:
+                try:
+                    report.require_matplotlib()  # fail before minutes of benchmarking
+                except report.PlotUnavailableError as error:
+                    ui.fail(str(error))
+                    return EXIT_USER_ERROR
+            recordings = load_corpus(corpus, limit)  # bad files fail before the models load
+            ui.errors.print(f"corpus: {len(recordings)} recordings, {sum(r.duration_s for r in recordings):.0f} s of audio")
+            summary = _benchmark(settings, recordings, repeat, baseline, timeout)
+            out = _table_console()
+            out.print(report.recordings_table(summary, heard=out.width >= WIDE_ENOUGH))  # else only in the progress lines
+            out.print(report.overall_table(summary))
+            if json_path is not None:
+                report.write_json(summary, json_path)
+                ui.console.print(f"results written to {json_path}")
+            if plot is not None:
+                report.plot_waterfall(summary, plot)
+                ui.console.print(f"latency waterfall written to {plot}")
+            if not summary["answered_runs"]:
+                ui.fail("no recording got an answer; check that the corpus holds questions, and LLM_MODEL")
+                return EXIT_NO_ANSWER
+            return 0
+
+        guarded(body)
+
+
+def _table_console() -> Console:
+    """The terminal's console; redirected to a file or a pipe, a wide one instead of 80 columns."""
+    if ui.console.is_terminal:
+        return ui.console
+    return Console(file=ui.console.file, width=WIDE, highlight=False, soft_wrap=True)
+
+
+def _benchmark(settings: Settings, recordings: list[Recording], repeat: int, baseline: BaselineMode | None, timeout: float) -> dict:
+    from cluelypro.bench import report
+    from cluelypro.pipeline.engines import build_engines, load_engines
+
+    engines = build_engines(settings)
+    try:
+        with ui.loading_progress() as progress:
+            startup_s = load_engines(engines, progress)
+        ui.errors.print(f"[green]ready[/] in {startup_s:.1f} s")
+        total = len(recordings) * repeat
+        done = 0
+
+        def show(recording: Recording, attempt: int, run: RunResult, sequential: BaselineResult | None) -> None:
+            nonlocal done
+            done += 1
+            outcome = f"v2v {run.voice_to_voice:.2f} s" if run.answered else f"[yellow]no answer[/] ({run.stop})"
+            if sequential is not None:
+                outcome += f", sequential {sequential.voice_to_voice:.2f} s" if sequential.answered else ", sequential: no answer"
+            ui.errors.print(f"[{done}/{total}] {escape(recording.name)}  {outcome}  [dim]«{escape(run.heard)}»[/]")
+
+        results = run_bench(recordings, engines, settings, repeat, baseline is not None, timeout, show)
+    finally:
+        engines.close()
+    return report.summarize(results, startup_s, ui.peak_rss_mb(), settings, repeat,
+                            baseline.value if baseline is not None else None)

@@ -1,0 +1,66 @@
+"""`cluelypro bench`: a smoke test of the whole benchmark (no timing thresholds), and its stop rule.
+
+The smoke test replays the first two default-corpus recordings (exam questions synthesised with
+RHVoice "aleksandr") in real time through the real engines, with the sequential baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cluelypro.bench.runner import outcome
+
+@pytest.mark.slow
+def test_bench_smoke(tmp_path: Path) -> None:
+    out_json, out_png = tmp_path / "out.json", tmp_path / "out.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "cluelypro.cli", "bench", "--limit", "2", "--repeat", "1", "--baseline", "sequential",
+         "--json", str(out_json), "--plot", str(out_png)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "voice-to-voice" in done.stdout
+    summary = json.loads(out_json.read_text(encoding="utf-8"))
+    assert summary["voice_to_voice"]["p50"] > 0 and summary["voice_to_voice"]["p95"] >= summary["voice_to_voice"]["p50"]
+    for stage in ("segment", "asr", "llm_first_token", "thesis", "tts_first_audio", "playback_start"):
+        assert set(summary["stages"][stage]) == {"p50", "p95"}
+    assert summary["stages"]["playback_start"]["p50"] == summary["voice_to_voice"]["p50"]
+    assert summary["baseline_ratio"] > 0
+    assert summary["baseline"]["voice_to_voice"]["p50"] > 0
+    assert summary["rss_peak_mb"] > 0 and summary["startup_s"] > 0
+    assert [entry["name"] for entry in summary["per_recording"]] == ["exam_1", "exam_2"]
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class IdleLLM:
+    def __init__(self, idle: float | None) -> None:
+        self.idle = idle
+
+    def idle_since(self, wall: float) -> float | None:
+        return self.idle
+
+
+def event(name: str, utt: int, q: int | None = None, **fields) -> dict:
+    return {"t": 0.0, "wall": 0.0, "utt": utt, "q": q, "event": name, **fields}
+
+
+HEARD = [event("speech_start", 1), event("speech_end", 1), event("segment", 1)]
+
+
+def test_a_run_stops_once_the_outcome_is_known() -> None:
+    busy, done = IdleLLM(None), IdleLLM(5.0)
+    assert outcome([event("speech_start", 1)], done) is None, "speech still open"
+    assert outcome(HEARD, done) is None, "still transcribing"
+    rejected = [*HEARD, event("question", 1, None, accepted=False)]
+    assert outcome(rejected, busy) == "no question"
+    asked = [*HEARD, event("question", 1, 1, accepted=True)]
+    assert outcome(asked, busy) is None
+    assert outcome(asked, done) == "no theses"
+    speaking = [*asked, event("playback_start", 1, 1, index=1)]
+    assert outcome(speaking, busy) is None, "spoken from its first words: wait for thesis 1 to complete"
+    assert outcome([*speaking, event("thesis", 1, 1, index=1)], busy) == "answered"
