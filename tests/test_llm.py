@@ -71,11 +71,11 @@ def llm():
     return model
 
 
-def ask(llm, question: str) -> tuple[list[str], float, float]:
+def ask(llm, question: str, commentary: bool = False) -> tuple[list[str], float, float]:
     parser, theses, pieces = ThesisStreamParser(), [], 0
     start = time.perf_counter()
     first = None
-    for piece in llm.stream(thesis_messages(question), 180):
+    for piece in llm.stream(thesis_messages(question, commentary=commentary), 180):
         first = first or time.perf_counter()
         pieces += 1
         theses += parser.feed(piece)
@@ -132,3 +132,11 @@ def test_closing_the_stream_stops_generation(llm) -> None:
     time.sleep(0.3)
     assert llm._llama.n_tokens == evaluated  # nothing is generated in the background
     assert ask(llm, "Что такое инфляция?")[0]  # and the model is usable right away
+
+
+@pytest.mark.slow
+def test_commentary_mode_answers_a_statement_with_facts(llm) -> None:
+    statement = "Фотосинтез происходит в хлоропластах растений."
+    theses, _, _ = ask(llm, statement, commentary=True)
+    assert 1 <= len(theses) <= 5
+    assert all(cyrillic_ratio(thesis) > 0.5 for thesis in theses)

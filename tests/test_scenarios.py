@@ -68,6 +68,7 @@ class Room:
     clock: Clock
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     done: bool = False
+    echo: TrackEarpiece | None = None  # no headphones: the microphone also hears the earpiece
 
     def say(self, *parts: np.ndarray) -> None:
         self.pending = np.concatenate([self.pending, *parts])
@@ -78,6 +79,9 @@ class Room:
         while not self.done and position < limit_s * SAMPLE_RATE:
             block, self.pending = self.pending[:BLOCK_SAMPLES], self.pending[BLOCK_SAMPLES:]
             block = np.pad(block, (0, BLOCK_SAMPLES - len(block)))
+            if self.echo is not None:
+                heard = self.echo.track[position : position + BLOCK_SAMPLES]
+                block = block + np.pad(heard, (0, BLOCK_SAMPLES - len(heard)))
             position += BLOCK_SAMPLES
             await asyncio.sleep(max(0.0, position / SAMPLE_RATE - self.clock.input_now()))
             yield block
@@ -112,11 +116,14 @@ def libri_student(engines) -> SpeakerGate:
     return enrolled_gate(engines, enrolment)
 
 
-def run_scenario(engines, gate: SpeakerGate | None, opening: np.ndarray, script: Script, limit_s: float, **settings) -> list[Event]:
+def run_scenario(
+    engines, gate: SpeakerGate | None, opening: np.ndarray, script: Script, limit_s: float, echo: bool = False, **settings
+) -> list[Event]:
     async def scenario() -> list[Event]:
         clock, timeline = Clock(fast=False), Timeline()
-        room = Room(clock)
-        pipeline = Pipeline(load_settings(**settings), engines, clock, timeline, TrackEarpiece(clock, 0), gate)
+        earpiece = TrackEarpiece(clock, 0)
+        room = Room(clock, echo=earpiece if echo else None)
+        pipeline = Pipeline(load_settings(**settings), engines, clock, timeline, earpiece, gate)
         timeline.subscribe(lambda event: script(room, event))
         room.say(silence(0.5), opening)
         await pipeline.run(room.microphone(limit_s))
@@ -238,3 +245,24 @@ def test_deepening_continues_past_the_first_batch(engines, voices) -> None:
     assert len(set(texts)) == len(texts), "deepening never repeats a thesis"
     played = {e["index"] for e in of(events, "playback_start", q=1)}
     assert any(e["index"] in played and e["depth"] >= 1 for e in theses), "deeper theses are spoken"
+
+
+@pytest.mark.parametrize("headphones", [False, True])
+def test_without_headphones_the_prompter_never_hears_itself(engines, voices, headphones: bool) -> None:
+    """The earpiece leaks into the microphone (a loudspeaker). Muted while speaking, the prompter
+    must not hear its own theses; with USE_HEADPHONES=1 the same leak is heard (the control)."""
+
+    def script(room: Room, event: Event) -> None:
+        if event["event"] == "playback_end" and event["q"] == 1 and event["index"] == 1:
+            room.done = True
+
+    events = run_scenario(engines, None, voices.say("Что такое фотосинтез?"), script, limit_s=40,
+                          echo=True, use_headphones=headphones, thesis_repeats=1)
+    speaking = [(start["t"], end["t"]) for start, end in zip(of(events, "playback_start"), of(events, "playback_end"))]
+    assert speaking, "the prompter answered"
+    heard_while_speaking = [e for e in of(events, "speech_start") if any(a <= e["t"] <= b for a, b in speaking)]
+    if headphones:
+        assert heard_while_speaking, "control: the leak is audible when the microphone is not muted"
+    else:
+        assert not heard_while_speaking
+        assert {e["utt"] for e in of(events, "question")} == {1}

@@ -339,3 +339,18 @@ def test_profile_of_another_embedder_is_refused(embedder: CamPlusEmbedder, data_
     gate = SpeakerGate(embedder, load_profile("current", embedder))
     assert gate.threshold == pytest.approx(0.52)
     assert SpeakerGate(embedder, load_profile("current"), threshold=0.6).threshold == 0.6
+
+
+@pytest.mark.parametrize(("engine", "package"), [("ecapa", "speechbrain"), ("eres2netv2", "modelscope")])
+def test_downloadable_embedders_say_what_to_install(engine: str, package: str) -> None:
+    """ECAPA and ERes2NetV2 stay selectable for users who can download them; here (no hub, no
+    torch in the venv) selecting one must end in a clear message, not an ImportError."""
+    import importlib.util
+
+    from cluelypro.packaged import ModelUnavailableError
+    from cluelypro.pipeline.engines import make_embedder
+
+    if importlib.util.find_spec(package) is not None:
+        pytest.skip(f"{package} is installed: the real model would be downloaded")
+    with pytest.raises(ModelUnavailableError, match=f"pip install {package}"):
+        make_embedder(engine).load()

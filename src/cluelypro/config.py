@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     llm_model: str = Field(
         "qwen2.5-coder-1.5b", description="embedded model name or a path to any GGUF file"
     )
-    llm_threads: int = Field(1, ge=1)
+    llm_threads: int = Field(1, ge=1, description="generation threads (2 spin-wait against the ASR)")
+    llm_prompt_threads: int = Field(2, ge=1, description="threads that read the prompt (the ASR is idle then)")
     llm_max_tokens: int = Field(180, ge=16)
     llm_grammar: bool = Field(False, description="constrain output to numbered theses (GBNF)")
     llm_context_tokens: int = Field(2048, ge=512)
@@ -69,6 +70,9 @@ class Settings(BaseSettings):
     tts_speed: float = Field(1.0, gt=0.2, lt=4.0)
 
     # Speaker gate
+    speaker_engine: Literal["campplus", "ecapa", "eres2netv2"] = Field(
+        "campplus", description="campplus is embedded; ecapa and eres2netv2 download their weights"
+    )
     voice_threshold: float = Field(0.55, ge=-1.0, le=1.0, description="cosine score at or above which speech is the user's own")
     voice_profile: str | None = Field(None, description="profile to use instead of the active one")
 

@@ -15,6 +15,7 @@ from cluelypro.audio.devices import parse_device
 from cluelypro.audio.io import read_audio
 from cluelypro.audio.sources import record_microphone
 from cluelypro.cli import console as ui
+from cluelypro.pipeline.engines import make_embedder
 from cluelypro.speaker import profiles
 from cluelypro.speaker.enroll import ENROLL_TEXT, build_profile, enrollment_warning
 from cluelypro.vad.engines import make_detector
@@ -39,9 +40,7 @@ def register_profile_commands(app: typer.Typer, guarded: Callable, settings_fact
             settings = settings_factory()
             profiles.validate_name(name)
             audio = read_audio(input) if input else _record(seconds, parse_device(input_device))
-            from cluelypro.speaker.campplus import CamPlusEmbedder
-
-            embedder = CamPlusEmbedder()
+            embedder = make_embedder(settings.speaker_engine)
             embedder.load()
             profile = build_profile(name, audio, embedder, make_detector(settings.vad_engine))
             path = profiles.save_profile(profile)

@@ -24,11 +24,13 @@ class LlamaThesisLLM:
         self,
         model: str = "qwen2.5-coder-1.5b",
         threads: int = 1,
+        prompt_threads: int | None = None,
         context_tokens: int = 2048,
         grammar: bool = False,
     ) -> None:
         self.model = model
         self.threads = threads
+        self.prompt_threads = prompt_threads or threads
         self.context_tokens = context_tokens
         self.grammar = grammar
         self.name = f"local:{model if model in EMBEDDED else Path(model).stem}"
@@ -45,7 +47,7 @@ class LlamaThesisLLM:
             model_path=str(path),
             n_ctx=self.context_tokens,
             n_threads=self.threads,
-            n_threads_batch=self.threads,  # the default (all cores) would fight the ASR
+            n_threads_batch=self.prompt_threads,  # the question is read when the ASR has finished
             n_batch=512,  # system prompt + question in one batch
             use_mmap=False,
             verbose=False,  # llama.cpp logs errors only

@@ -40,14 +40,20 @@ def _prefix() -> list[dict[str, str]]:
     return messages
 
 
-def thesis_messages(question: str, context: str = "", language: str = "ru") -> list[dict[str, str]]:
+COMMENTARY_REQUEST = "(Это утверждение, не вопрос: дай два-три связанных с ним факта.)"
+
+
+def thesis_messages(question: str, context: str = "", language: str = "ru", commentary: bool = False) -> list[dict[str, str]]:
     """Chat messages asking for theses on `question`.
 
-    `context` is what the other speaker said before it (so "а он?" can be resolved).
+    `context` is what the other speaker said before it (so "а он?" can be resolved);
+    `commentary`: the utterance is a statement, answered with a few facts (COMMENTARY_MODE).
     """
     user = question.strip()
     if context.strip():
         user = f"(Ранее экзаменатор сказал: {context.strip()})\n{user}"
+    if commentary:
+        user += "\n" + COMMENTARY_REQUEST
     if language != "ru":
         user += f"\n(Тезисы на языке: {language})"
     return [*_prefix(), {"role": "user", "content": user}]

@@ -46,19 +46,26 @@ def build_engines(settings: Settings, speaker_gate: bool = False) -> Engines:
     """Engine objects for the configured choices; nothing heavy happens until `load_engines`."""
     from cluelypro.asr.whisper import WhisperRecognizer
     from cluelypro.llm.llama import LlamaThesisLLM
-    from cluelypro.speaker.campplus import CamPlusEmbedder
     from cluelypro.tts.rhvoice import RhVoiceSynthesizer
 
     return Engines(
         detector=make_detector(settings.vad_engine, settings.webrtc_aggressiveness),
         recognizer=WhisperRecognizer(settings.asr_model, settings.asr_language, settings.asr_threads),
         llm=LlamaThesisLLM(
-            settings.llm_model, threads=settings.llm_threads,
+            settings.llm_model, threads=settings.llm_threads, prompt_threads=settings.llm_prompt_threads,
             context_tokens=settings.llm_context_tokens, grammar=settings.llm_grammar,
         ),
         synthesizer=RhVoiceSynthesizer(settings.tts_voice, settings.tts_speed),
-        embedder=CamPlusEmbedder() if speaker_gate else None,
+        embedder=make_embedder(settings.speaker_engine) if speaker_gate else None,
     )
+
+
+def make_embedder(engine: str) -> SpeakerEmbedder:
+    from cluelypro.speaker.campplus import CamPlusEmbedder
+    from cluelypro.speaker.downloadable import EcapaEmbedder, Eres2NetV2Embedder
+
+    embedders = {"campplus": CamPlusEmbedder, "ecapa": EcapaEmbedder, "eres2netv2": Eres2NetV2Embedder}
+    return embedders[engine]()
 
 
 StepReporter = Callable[[str], ProgressCallback]

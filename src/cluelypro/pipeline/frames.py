@@ -27,6 +27,7 @@ class Question:
     utt: int
     text: str
     anchor: Anchor
+    commentary: bool = False  # a statement answered with facts (COMMENTARY_MODE)
 
 
 END = None

@@ -178,7 +178,7 @@ class Pipeline:
             self._heard.append((utterance.end, text))
         if accepted:
             self._next_q += 1
-            await self._questions.put(Question(q, utterance.utt, text, anchor))
+            await self._questions.put(Question(q, utterance.utt, text, anchor, commentary=reason == "commentary"))
 
     async def _speaker_role(self, audio: np.ndarray) -> tuple[str, float | None]:
         if self.gate is None or not self.gate.enabled:
@@ -215,7 +215,9 @@ class Pipeline:
             await self.answer.finished()
 
     async def _answer(self, question: Question) -> None:
-        messages = thesis_messages(question.text, self._context_before(question), self.settings.asr_language)
+        messages = thesis_messages(
+            question.text, self._context_before(question), self.settings.asr_language, question.commentary
+        )
         answer = None
 
         def start_early(parser: ThesisStreamParser) -> None:
