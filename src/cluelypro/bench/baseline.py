@@ -17,7 +17,7 @@ from cluelypro.llm.thesis_parser import ThesisStreamParser
 from cluelypro.pipeline.engines import Engines
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.tts.normalize import normalize_for_tts
-from cluelypro.vad.segmenter import Segmenter, SpeechEnded, Utterance
+from cluelypro.vad.segmenter import SpeechEnded, Utterance, segmenter_for
 
 # Cumulative milestones after end of speech; the last one is voice-to-voice.
 BASELINE_STAGES = (
@@ -75,15 +75,7 @@ def utterances(audio: np.ndarray, engines: Engines, settings: Settings) -> list[
     """The utterances the pipeline's segmenter would emit for `audio` followed by silence."""
     detector = engines.detector
     size = detector.frame_samples
-    segmenter = Segmenter(
-        size,
-        threshold=settings.vad_threshold,
-        preroll_ms=settings.preroll_ms,
-        min_segment_ms=settings.min_segment_ms,
-        end_silence_ms=settings.end_silence_ms,
-        max_segment_s=settings.max_segment_s,
-        noise_flatness=settings.noise_flatness,
-    )
+    segmenter = segmenter_for(settings, size, speculative=False)
     trailing = settings.end_silence_ms / 1000 + 0.5  # the last utterance's silence window closes
     padded = np.concatenate([audio, np.zeros(round(trailing * SAMPLE_RATE) + size, np.float32)])
     events = []

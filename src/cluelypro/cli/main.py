@@ -205,7 +205,7 @@ def run(
             audio = read_audio(input)  # fail on a bad file before minutes of model loading
             session = Session(settings, fast, events)
             session.load()
-            chains = _replay(session, audio, output, _input_rate(input))
+            _replay(session, audio, output, _input_rate(input))
             if not session.timeline.of("speech_start"):
                 ui.console.print(f"no speech found in {input}; check the recording level, or lower VAD_THRESHOLD")
             return 0

@@ -32,7 +32,7 @@ from cluelypro.pipeline.threads import iterate_in_thread
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.prompter.matcher import ThesisMatcher
 from cluelypro.speaker.enroll import SpeakerGate
-from cluelypro.vad.segmenter import Segmenter, SegmenterEvent, SpeechEnded, SpeechPaused, SpeechStarted
+from cluelypro.vad.segmenter import SegmenterEvent, SpeechEnded, SpeechPaused, SpeechStarted, segmenter_for
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +57,7 @@ class Pipeline:
         self.clock = clock
         self.timeline = timeline
         self.earpiece = earpiece
-        self.segmenter = Segmenter(
-            engines.detector.frame_samples,
-            threshold=settings.vad_threshold,
-            preroll_ms=settings.preroll_ms,
-            min_segment_ms=settings.min_segment_ms,
-            end_silence_ms=settings.end_silence_ms,
-            max_segment_s=settings.max_segment_s,
-            noise_flatness=settings.noise_flatness,
-            speculate_after_ms=settings.speculative_asr_ms,
-        )
+        self.segmenter = segmenter_for(settings, engines.detector.frame_samples)
         size = settings.queue_size
         self._segments: asyncio.Queue[SpeechSegment | None] = asyncio.Queue(size)
         self._questions: asyncio.Queue[Question | None] = asyncio.Queue(size)

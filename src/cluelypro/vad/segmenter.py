@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cluelypro.config import SAMPLE_RATE
+from cluelypro.config import SAMPLE_RATE, Settings
 
 HYSTERESIS = 0.15
 """Once speech has started, frames stay voiced down to threshold − this (as Silero's own
@@ -173,3 +173,17 @@ class Segmenter:
         if spectral_flatness(audio) > self.noise_flatness:
             return "noise"
         return None
+
+
+def segmenter_for(settings: Settings, frame_samples: int, speculative: bool = True) -> Segmenter:
+    """The segmenter the settings describe (`speculative`: also offer pauses for early ASR)."""
+    return Segmenter(
+        frame_samples,
+        threshold=settings.vad_threshold,
+        preroll_ms=settings.preroll_ms,
+        min_segment_ms=settings.min_segment_ms,
+        end_silence_ms=settings.end_silence_ms,
+        max_segment_s=settings.max_segment_s,
+        noise_flatness=settings.noise_flatness,
+        speculate_after_ms=settings.speculative_asr_ms if speculative else 0,
+    )
