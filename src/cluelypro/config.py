@@ -2,7 +2,7 @@
 
 Sources, lowest precedence first (SPEC §3): TOML file (`cluelypro.toml` in the working folder,
 or the file named by CLUELYPRO_CONFIG), environment variables, `.env`, CLI flags. Keys keep the
-original product's names (ASR_MODEL, USE_TTS_ENGINE, …); field names are their lower-case form.
+original product's names (ASR_MODEL, VOICE_THRESHOLD, …); field names are their lower-case form.
 """
 
 from __future__ import annotations
@@ -48,13 +48,11 @@ class Settings(BaseSettings):
     )
 
     # ASR
-    asr_engine: Literal["whisper"] = "whisper"
     asr_model: str = Field("base", description="faster-whisper model name or path; 'base' is embedded")
     asr_language: str = "ru"
     asr_threads: int = Field(2, ge=1)
 
     # LLM
-    use_llm_engine: Literal["local"] = "local"
     llm_model: str = Field(
         "qwen2.5-coder-1.5b", description="embedded model name or a path to any GGUF file"
     )
@@ -65,7 +63,6 @@ class Settings(BaseSettings):
     llm_context_tokens: int = Field(2048, ge=512)
 
     # TTS
-    use_tts_engine: Literal["rhvoice"] = "rhvoice"
     tts_voice: str = "anna"
     tts_speed: float = Field(1.0, gt=0.2, lt=4.0)
 
