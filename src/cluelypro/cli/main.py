@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import numpy as np
 import typer
+from pydantic import ValidationError
 
 from cluelypro.audio.devices import DeviceError, check_device, parse_device
 from cluelypro.audio.earpiece import DeviceEarpiece, Earpiece, TrackEarpiece
@@ -116,6 +117,10 @@ def _guarded(action: Callable[[], int]) -> None:
         code = action()
     except (AudioInputError, ModelUnavailableError, DeviceError, ProfileError) as error:
         ui.fail(str(error))
+        code = EXIT_USER_ERROR
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        ui.fail(f"invalid setting — {problems} (check the environment, .env and cluelypro.toml)")
         code = EXIT_USER_ERROR
     raise typer.Exit(code)
 
