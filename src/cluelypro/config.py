@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     speculative_asr_ms: int = Field(
         200, ge=0, description="start ASR after this much silence, before END_SILENCE_MS confirms the end (0: off)"
     )
+    speculative_llm: bool = Field(True, description="also start the LLM on that pause when the text is a question")
 
     # Pipeline
     queue_size: int = Field(8, ge=1)

@@ -23,6 +23,7 @@ from cluelypro.llm.prompts import deepening_messages
 from cluelypro.metrics.timeline import Timeline
 from cluelypro.pipeline.engines import Engines
 from cluelypro.pipeline.frames import Question
+from cluelypro.pipeline.speculation import GrowingList
 from cluelypro.pipeline.threads import iterate_in_thread
 from cluelypro.prompter.matcher import ThesisMatcher
 from cluelypro.prompter.plan import PlannedThesis, ThesisPlan
@@ -33,34 +34,16 @@ log = logging.getLogger(__name__)
 SYNTHESIZE_AHEAD = 3  # the current thesis and the next two (2B)
 
 
-class ThesisAudio:
+class ThesisAudio(GrowingList[np.ndarray]):
     """A thesis's audio at 16 kHz, growing while TTS runs; replayable for repeats."""
 
-    def __init__(self) -> None:
-        self.chunks: list[np.ndarray] = []
-        self.complete = False
-        self._grew = asyncio.Event()
+    @property
+    def chunks(self) -> list[np.ndarray]:
+        return self.items
 
     def add(self, chunk: np.ndarray) -> None:
         if len(chunk):
-            self.chunks.append(chunk)
-            self._grew.set()
-
-    def finish(self) -> None:
-        self.complete = True
-        self._grew.set()
-
-    async def stream(self) -> AsyncIterator[np.ndarray]:
-        position = 0
-        while True:
-            while position < len(self.chunks):
-                yield self.chunks[position]
-                position += 1
-            if self.complete:
-                return
-            self._grew.clear()
-            if position == len(self.chunks) and not self.complete:
-                await self._grew.wait()
+            super().add(chunk)
 
 
 @dataclass

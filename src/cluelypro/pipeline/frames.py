@@ -7,10 +7,10 @@ each hand-over checks so that nothing made for an old question reaches a newer o
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from cluelypro.metrics.timeline import Anchor
+from cluelypro.pipeline.speculation import LlmPrefetch, Speculation
 from cluelypro.vad.segmenter import Utterance
 
 
@@ -18,7 +18,7 @@ from cluelypro.vad.segmenter import Utterance
 class SpeechSegment:
     utterance: Utterance
     anchor: Anchor
-    transcript: asyncio.Task[tuple[str, int]] | None = None  # ASR started speculatively on a pause
+    speculation: Speculation | None = None  # ASR (and LLM) started on the utterance's final pause
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Question:
     text: str
     anchor: Anchor
     commentary: bool = False  # a statement answered with facts (COMMENTARY_MODE)
+    prefetch: LlmPrefetch | None = None  # its answer, already started on the pause
 
 
 END = None

@@ -28,6 +28,7 @@ from cluelypro.metrics.timeline import Anchor, Clock, Timeline
 from cluelypro.pipeline.answer import Answer, AnswerContext
 from cluelypro.pipeline.engines import Engines
 from cluelypro.pipeline.frames import END, Question, SpeechSegment
+from cluelypro.pipeline.speculation import LlmPrefetch, Speculation, Transcript
 from cluelypro.pipeline.threads import iterate_in_thread
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.prompter.matcher import ThesisMatcher
@@ -70,7 +71,7 @@ class Pipeline:
         )
         self._llm_lock = asyncio.Lock()  # one llama.cpp context: answers and deepening take turns
         self._asr_lock = asyncio.Lock()  # the recogniser serves one call at a time
-        self._speculation: tuple[int, float, asyncio.Task[tuple[str, int]]] | None = None  # (utt, end, ASR)
+        self._speculation: Speculation | None = None  # on the current utterance's last pause
 
     async def run(self, source: AsyncIterator[np.ndarray]) -> None:
         """Process `source` to its end (or until cancelled), then let every answer finish."""
@@ -115,7 +116,10 @@ class Pipeline:
             if isinstance(event, SpeechStarted):
                 self.timeline.emit("speech_start", event.t, utt=event.utt)
             elif isinstance(event, SpeechPaused):
-                self._speculation = (event.utt, event.end, asyncio.create_task(self._run_asr(event.audio)))
+                if self._speculation is not None:
+                    self._speculation.drop()  # the speaker went on after the earlier pause
+                self._speculation = Speculation(event.utt, event.end)
+                self._speculation.task = asyncio.create_task(self._speculate(self._speculation, event.audio))
             elif isinstance(event, SpeechEnded):
                 self.timeline.emit("speech_end", event.end, utt=event.utt, duration=round(event.duration, 3))
                 if event.utterance is not None:
@@ -123,12 +127,24 @@ class Pipeline:
                     self._emit("segment", anchor, event.utt)
                     await self._hand_to_asr(SpeechSegment(event.utterance, anchor, self._speculated(event)))
 
-    def _speculated(self, ended: SpeechEnded) -> asyncio.Task[tuple[str, int]] | None:
-        """The speculative ASR run started on this utterance's final pause, if there was one."""
+    def _speculated(self, ended: SpeechEnded) -> Speculation | None:
+        """The speculation started on this utterance's final pause, if there was one."""
         speculation, self._speculation = self._speculation, None
-        if speculation is not None and speculation[:2] == (ended.utt, ended.end):
-            return speculation[2]
+        if speculation is not None and (speculation.utt, speculation.end) == (ended.utt, ended.end):
+            return speculation
+        if speculation is not None:
+            speculation.drop()
         return None
+
+    async def _speculate(self, speculation: Speculation, audio: np.ndarray) -> Transcript:
+        transcript = await self._run_asr(audio)
+        if speculation.dropped or not transcript.text or not self.settings.speculative_llm:
+            return transcript
+        accepted, reason = self.filter.decide(transcript.text)
+        if accepted:
+            messages = self._messages(transcript.text, commentary=reason == "commentary")
+            speculation.prefetch = LlmPrefetch(transcript.text, lambda: self._llm_pieces(messages))
+        return transcript
 
     async def _hand_to_asr(self, segment: SpeechSegment) -> None:
         if self.clock.fast:  # a file has no real time to keep: wait for the ASR
@@ -158,7 +174,11 @@ class Pipeline:
         if role == "own" and self.settings.advance_policy != "until-said":
             return  # own speech never asks; it is only transcribed to track the theses
         text = await self._recognize(segment)
+        speculation = segment.speculation
+        prefetch = speculation.prefetch if speculation is not None else None
         if role == "own":
+            if speculation is not None:
+                speculation.drop()
             if text and self.answer is not None:
                 self.answer.user_said(text)
             return
@@ -167,9 +187,14 @@ class Pipeline:
         self._emit("question", anchor, utterance.utt, q, accepted=accepted, reason=reason)
         if text:
             self._heard.append((utterance.end, text))
+        if not accepted or prefetch is None or prefetch.text != text:
+            if speculation is not None:
+                speculation.drop()
+            prefetch = None
         if accepted:
             self._next_q += 1
-            await self._questions.put(Question(q, utterance.utt, text, anchor, commentary=reason == "commentary"))
+            question = Question(q, utterance.utt, text, anchor, commentary=reason == "commentary", prefetch=prefetch)
+            await self._questions.put(question)
 
     async def _speaker_role(self, audio: np.ndarray) -> tuple[str, float | None]:
         if self.gate is None or not self.gate.enabled:
@@ -178,19 +203,23 @@ class Pipeline:
         return role, None if score is None else round(score, 4)
 
     async def _recognize(self, segment: SpeechSegment) -> str:
-        text, ms = await (segment.transcript or self._run_asr(segment.utterance.audio))
-        self._emit("asr", segment.anchor, segment.utterance.utt, text=text, engine=self.engines.recognizer.name, ms=ms)
-        return text
+        speculation = segment.speculation
+        transcript = await (speculation.task if speculation else self._run_asr(segment.utterance.audio))
+        self._emit("asr", segment.anchor, segment.utterance.utt, text=transcript.text,
+                   engine=self.engines.recognizer.name, ms=transcript.ms)
+        return transcript.text
 
-    async def _run_asr(self, audio: np.ndarray) -> tuple[str, int]:
+    async def _run_asr(self, audio: np.ndarray) -> Transcript:
         async with self._asr_lock:
             started = time.monotonic()
             text = await asyncio.to_thread(self.engines.recognizer.transcribe, audio)
-            return text, _milliseconds_since(started)
+            return Transcript(text, _milliseconds_since(started))
 
-    def _context_before(self, question: Question) -> str:
-        horizon = question.anchor.t - self.settings.context_window_s
-        return " ".join(text for end, text in self._heard if end >= horizon and text != question.text)
+    def _messages(self, text: str, commentary: bool) -> list[dict[str, str]]:
+        """The thesis request for `text`, with what the other speaker said recently as context."""
+        horizon = (self._heard[-1][0] if self._heard else 0.0) - self.settings.context_window_s
+        context = " ".join(said for end, said in self._heard if end >= horizon and said != text)
+        return thesis_messages(text, context, self.settings.asr_language, commentary)
 
     # --- generate --------------------------------------------------------------------------------
 
@@ -206,9 +235,7 @@ class Pipeline:
             await self.answer.finished()
 
     async def _answer(self, question: Question) -> None:
-        messages = thesis_messages(
-            question.text, self._context_before(question), self.settings.asr_language, question.commentary
-        )
+        messages = self._messages(question.text, question.commentary)
         answer = None
 
         def start_early(parser: ThesisStreamParser) -> None:
@@ -217,12 +244,16 @@ class Pipeline:
                 if head := speakable_head(parser.numbered_partial()):
                     answer = self._take_over(question, lambda new: new.start_early(head))
 
-        async with aclosing(self._stream_theses(question, messages, [], start_early)) as theses:
-            async for text in theses:
-                if answer is None:
-                    answer = self._take_over(question, lambda new: new.add_thesis(text))
-                else:
-                    answer.add_thesis(text)
+        try:
+            async with aclosing(self._stream_theses(question, messages, [], start_early)) as theses:
+                async for text in theses:
+                    if answer is None:
+                        answer = self._take_over(question, lambda new: new.add_thesis(text))
+                    else:
+                        answer.add_thesis(text)
+        finally:
+            if question.prefetch is not None:
+                question.prefetch.cancel()  # a newer question took over: stop generating
         if answer is None:
             log.info("no theses for %r (small talk, or the model found nothing to say)", question.text)
         else:
@@ -249,21 +280,30 @@ class Pipeline:
         """Theses as they complete in the LLM stream; stops early when a newer question waits.
         `watch` sees the parser after every piece (to start speaking a thesis early)."""
         llm = self.engines.llm
+        parser = ThesisStreamParser(already_said)
+        prefetch = question.prefetch if not already_said else None
+        started: float | None = time.monotonic()
+        pieces = prefetch.pieces.stream() if prefetch else self._llm_pieces(messages)
+        async with aclosing(pieces) as stream:
+            async for piece in stream:
+                if started is not None:
+                    ms = prefetch.first_token_ms if prefetch else _milliseconds_since(started)
+                    self._emit("llm_first_token", question.anchor, question.utt, question.q, provider=llm.name, ms=ms)
+                    started = None
+                for thesis in parser.feed(piece):
+                    yield thesis
+                if watch is not None:
+                    watch(parser)
+                if self._next_q - 1 > question.q:
+                    return
+        for thesis in parser.finish():
+            yield thesis
+
+    async def _llm_pieces(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
+        """The LLM's text as it is generated; one generation at a time on the one llama.cpp context."""
+        llm = self.engines.llm
         async with self._llm_lock:
-            parser = ThesisStreamParser(already_said)
-            started: float | None = time.monotonic()
             stream = iterate_in_thread(lambda: llm.stream(messages, self.settings.llm_max_tokens))
             async with aclosing(stream) as pieces:
                 async for piece in pieces:
-                    if started is not None:
-                        self._emit("llm_first_token", question.anchor, question.utt, question.q,
-                                   provider=llm.name, ms=_milliseconds_since(started))
-                        started = None
-                    for thesis in parser.feed(piece):
-                        yield thesis
-                    if watch is not None:
-                        watch(parser)
-                    if self._next_q - 1 > question.q:
-                        return
-            for thesis in parser.finish():
-                yield thesis
+                    yield piece

@@ -55,4 +55,17 @@ async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]]) -> AsyncIt
             yield item
     finally:
         stop.set()
-        await asyncio.shield(finished)
+        await _outlast_cancellation(finished)
+
+
+async def _outlast_cancellation(finished: asyncio.Future) -> None:
+    """Wait for the worker thread even if cancelled again meanwhile (e.g. at loop shutdown): an
+    engine must never be driven by two threads at once. It stops within one item."""
+    cancelled = False
+    while not finished.done():
+        try:
+            await asyncio.shield(finished)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError

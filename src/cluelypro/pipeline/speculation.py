@@ -1,0 +1,93 @@
+"""Work started on a pause in speech, before END_SILENCE_MS confirms that the utterance is over.
+
+At a short pause (SPECULATIVE_ASR_MS) the utterance is transcribed and, if it is a question, the
+LLM starts answering it. When the silence window closes on the same utterance the pipeline adopts
+both; if the speaker goes on, the speculation is dropped and its LLM stream is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class GrowingList(Generic[T]):
+    """Items that arrive over time; `stream()` replays those already there, then waits for more."""
+
+    def __init__(self) -> None:
+        self.items: list[T] = []
+        self.complete = False
+        self._grew = asyncio.Event()
+
+    def add(self, item: T) -> None:
+        self.items.append(item)
+        self._grew.set()
+
+    def finish(self) -> None:
+        self.complete = True
+        self._grew.set()
+
+    async def stream(self) -> AsyncIterator[T]:
+        position = 0
+        while True:
+            while position < len(self.items):
+                yield self.items[position]
+                position += 1
+            if self.complete:
+                return
+            self._grew.clear()
+            if position == len(self.items) and not self.complete:
+                await self._grew.wait()
+
+
+class LlmPrefetch:
+    """An LLM answer to `text`, running ahead of its question; adopted, or cancelled."""
+
+    def __init__(self, text: str, pieces: Callable[[], AsyncIterator[str]]) -> None:
+        self.text = text
+        self.first_token_ms: int | None = None
+        self.pieces: GrowingList[str] = GrowingList()
+        self._task = asyncio.create_task(self._collect(pieces))
+
+    async def _collect(self, pieces: Callable[[], AsyncIterator[str]]) -> None:
+        started = time.monotonic()
+        try:
+            # aclosing: a cancelled prefetch must wait for its generation thread to stop before
+            # anything else may use the model
+            async with aclosing(pieces()) as stream:
+                async for piece in stream:
+                    if self.first_token_ms is None:
+                        self.first_token_ms = round((time.monotonic() - started) * 1000)
+                    self.pieces.add(piece)
+        finally:
+            self.pieces.finish()
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    ms: int
+
+
+@dataclass
+class Speculation:
+    utt: int
+    end: float
+    task: asyncio.Task[Transcript] | None = None
+    prefetch: LlmPrefetch | None = None
+    dropped: bool = False
+
+    def drop(self) -> None:
+        """The guess was wrong (or not needed): stop the LLM. A running ASR call finishes alone."""
+        self.dropped = True
+        if self.prefetch is not None:
+            self.prefetch.cancel()
