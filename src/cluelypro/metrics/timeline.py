@@ -22,6 +22,11 @@ Event = dict[str, Any]
 Observer = Callable[[Event], None]
 
 
+def milliseconds_since(started: float) -> int:
+    """Whole milliseconds since `started`, a time.monotonic() reading (for engine timings)."""
+    return round((time.monotonic() - started) * 1000)
+
+
 @dataclass(frozen=True)
 class Anchor:
     """A point where the input timeline and the monotonic clock are known to coincide."""

@@ -24,7 +24,7 @@ from cluelypro.audio.earpiece import Earpiece
 from cluelypro.config import Settings
 from cluelypro.llm.prompts import thesis_messages
 from cluelypro.llm.thesis_parser import ThesisStreamParser, speakable_head
-from cluelypro.metrics.timeline import Anchor, Clock, Timeline
+from cluelypro.metrics.timeline import Anchor, Clock, Timeline, milliseconds_since
 from cluelypro.pipeline.answer import Answer, AnswerContext
 from cluelypro.pipeline.engines import Engines
 from cluelypro.pipeline.frames import END, Question, SpeechSegment
@@ -36,10 +36,6 @@ from cluelypro.speaker.enroll import SpeakerGate
 from cluelypro.vad.segmenter import SegmenterEvent, SpeechEnded, SpeechPaused, SpeechStarted, segmenter_for
 
 log = logging.getLogger(__name__)
-
-
-def _milliseconds_since(started: float) -> int:
-    return round((time.monotonic() - started) * 1000)
 
 
 class Pipeline:
@@ -213,7 +209,7 @@ class Pipeline:
         async with self._asr_lock:
             started = time.monotonic()
             text = await asyncio.to_thread(self.engines.recognizer.transcribe, audio)
-            return Transcript(text, _milliseconds_since(started))
+            return Transcript(text, milliseconds_since(started))
 
     def _messages(self, text: str, commentary: bool) -> list[dict[str, str]]:
         """The thesis request for `text`, with what the other speaker said recently as context."""
@@ -287,7 +283,7 @@ class Pipeline:
         async with aclosing(pieces) as stream:
             async for piece in stream:
                 if started is not None:
-                    ms = prefetch.first_token_ms if prefetch else _milliseconds_since(started)
+                    ms = prefetch.first_token_ms if prefetch else milliseconds_since(started)
                     self._emit("llm_first_token", question.anchor, question.utt, question.q, provider=llm.name, ms=ms)
                     started = None
                 for thesis in parser.feed(piece):

@@ -14,6 +14,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from cluelypro.metrics.timeline import milliseconds_since
+
 T = TypeVar("T")
 
 
@@ -63,7 +65,7 @@ class LlmPrefetch:
             async with aclosing(pieces()) as stream:
                 async for piece in stream:
                     if self.first_token_ms is None:
-                        self.first_token_ms = round((time.monotonic() - started) * 1000)
+                        self.first_token_ms = milliseconds_since(started)
                     self.pieces.add(piece)
         finally:
             self.pieces.finish()
