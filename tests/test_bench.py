@@ -40,16 +40,18 @@ def test_bench_smoke(tmp_path: Path) -> None:
 class IdleLLM:
     def __init__(self, idle: float | None) -> None:
         self.idle = idle
+        self.asked_since: list[float] = []
 
     def idle_since(self, wall: float) -> float | None:
+        self.asked_since.append(wall)
         return self.idle
 
 
-def event(name: str, utt: int, q: int | None = None, **fields) -> dict:
-    return {"t": 0.0, "wall": 0.0, "utt": utt, "q": q, "event": name, **fields}
+def event(name: str, utt: int, q: int | None = None, wall: float = 0.0, **fields) -> dict:
+    return {"t": 0.0, "wall": wall, "utt": utt, "q": q, "event": name, **fields}
 
 
-HEARD = [event("speech_start", 1), event("speech_end", 1), event("segment", 1)]
+HEARD = [event("speech_start", 1, wall=100.0), event("speech_end", 1, wall=102.0), event("segment", 1, wall=102.4)]
 
 
 def test_a_run_stops_once_the_outcome_is_known() -> None:
@@ -58,9 +60,13 @@ def test_a_run_stops_once_the_outcome_is_known() -> None:
     assert outcome(HEARD, done) is None, "still transcribing"
     rejected = [*HEARD, event("question", 1, None, accepted=False)]
     assert outcome(rejected, busy) == "no question"
-    asked = [*HEARD, event("question", 1, 1, accepted=True)]
+    asked = [*HEARD, event("question", 1, 1, wall=102.5, accepted=True)]
     assert outcome(asked, busy) is None
     assert outcome(asked, done) == "no theses"
+    # the LLM may have started at a pause before the question was confirmed (speculative LLM)
+    assert done.asked_since == [100.0], "LLM streams count from the question's speech start"
     speaking = [*asked, event("playback_start", 1, 1, index=1)]
     assert outcome(speaking, busy) is None, "spoken from its first words: wait for thesis 1 to complete"
-    assert outcome([*speaking, event("thesis", 1, 1, index=1)], busy) == "answered"
+    complete = [*speaking, event("thesis", 1, 1, index=1)]
+    assert outcome(complete, done) is None, "thesis 1 is still being heard"
+    assert outcome([*complete, event("playback_end", 1, 1, index=1, stall=0.0)], busy) == "answered"

@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 
 from cluelypro.audio.io import read_audio
-from cluelypro.config import SAMPLE_RATE
+from cluelypro.config import SAMPLE_RATE, Settings
 from cluelypro.vad.engines import make_detector
-from cluelypro.vad.segmenter import Segmenter, SpeechEnded, SpeechPaused, SpeechStarted, spectral_flatness
+from cluelypro.vad.segmenter import (
+    Segmenter,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechStarted,
+    segmenter_for,
+    spectral_flatness,
+)
 
 FRAME = 512
 FRAME_S = FRAME / SAMPLE_RATE
@@ -111,12 +118,23 @@ def test_detectors_ignore_silence_and_white_noise(engine: str) -> None:
         assert accepted_utterances(engine, audio) == []
 
 
-def test_pause_offers_the_final_audio_early_for_speculative_asr() -> None:
+@pytest.mark.parametrize("pause_ms", [120, 200])
+def test_pause_offers_the_final_audio_early_for_speculative_asr(pause_ms: int) -> None:
     probabilities = [0.9] * 30 + [0.0] * 20
-    events = feed(Segmenter(FRAME, speculate_after_ms=200), tone(len(probabilities)), probabilities)
+    events = feed(Segmenter(FRAME, speculate_after_ms=pause_ms), tone(len(probabilities)), probabilities)
     started, paused, ended = events
     assert isinstance(paused, SpeechPaused) and paused.end == ended.end
     assert np.array_equal(paused.audio, ended.utterance.audio), "the speculation must be what is committed"
+
+
+def test_the_sequential_baseline_cuts_the_same_utterance() -> None:
+    probabilities = [0.9] * 30 + [0.0] * 20
+    audio = tone(len(probabilities))
+    settings = Settings(speculative_asr_ms=120)
+    speculative = feed(segmenter_for(settings, FRAME), audio, probabilities)
+    plain = feed(segmenter_for(settings, FRAME, speculative=False), audio, probabilities)
+    assert not any(isinstance(event, SpeechPaused) for event in plain)
+    assert np.array_equal(speculative[-1].utterance.audio, plain[-1].utterance.audio)
 
 
 def test_a_resumed_pause_is_not_the_end() -> None:

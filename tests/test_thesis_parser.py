@@ -140,11 +140,28 @@ def test_no_partial_for_small_talk_or_preamble() -> None:
 
 
 @pytest.mark.parametrize(("partial", "head"), [
-    ("Фотосинтез — процесс", ""),
-    ("Фотосинтез — процесс, при", "Фотосинтез — процесс,"),
-    ("Инфляция это устойчивый", ""),
-    ("Инфляция это устойчивый рост общего уровня цен на", "Инфляция это устойчивый рост общего"),
-    ("Лев Толстой написал", ""),
+    ("Фотосинтез — процесс", ""),  # "процесс" may go on ("процессы")
+    ("Фотосинтез — процесс, при", "Фотосинтез — процесс,"),  # the dash is not a word
+    ("Юрий Гагарин — первый", "Юрий Гагарин"),
+    ("Инфляция это", ""),
+    ("Инфляция это устойчивый рост общего уровня цен на", "Инфляция это устойчивый"),  # not on «это»
+    ("Лев Толстой написал", "Лев Толстой"),
+    ("Погода в Москве", ""),  # not «Погода в»
+    ("Погода в Москве сейчас", "Погода в Москве"),
+    ("Да, это", ""),
+    ("Целые числа (int).\n", "Целые числа"),
 ])
 def test_speakable_head(partial: str, head: str) -> None:
     assert speakable_head(partial) == head
+
+
+@pytest.mark.parametrize(("written", "head", "thesis"), [
+    ("Первая мировая война была вызвана многими факторами, включая:", "Первая мировая",
+     "Первая мировая война была вызвана многими факторами"),  # a heading over sub-items, as a thesis
+    ("Типы данных в Python:", "Типы данных", "Типы данных в Python"),
+    ("Совсем другое начало", "Первая мировая", "Первая мировая"),  # what was spoken stands alone
+])
+def test_a_thesis_spoken_early_and_then_dropped_keeps_what_was_written(written: str, head: str, thesis: str) -> None:
+    from cluelypro.pipeline.answer import _heading_thesis
+
+    assert _heading_thesis(written, head) == thesis

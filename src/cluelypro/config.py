@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from cluelypro import secrets
 
 SAMPLE_RATE = 16_000
 """The pipeline's internal audio rate: 16 kHz mono float32."""
 
 BLOCK_SAMPLES = 512
 """32 ms: the block a microphone or file replay delivers, and Silero's frame."""
+
+
+LLM_ENGINES = ("cerebras", "gemini", "openai", "compatible", "local")
+ASR_ENGINES = ("openai", "local")
+TTS_ENGINES = ("openai", "google", "rhvoice")
+
+EngineChain = Annotated[list[str], NoDecode]
+"""Engine names in order of preference: "cerebras,gemini,local" in the environment, a list in TOML."""
 
 
 def _toml_path() -> Path:
@@ -50,14 +61,14 @@ class Settings(BaseSettings):
     # ASR
     asr_model: str = Field("base", description="faster-whisper model name or path; 'base' is embedded")
     asr_language: str = "ru"
-    asr_threads: int = Field(2, ge=1)
+    asr_threads: int = Field(1, ge=1, description="CTranslate2 threads (1 was faster than 2 on 2 cores)")
 
     # LLM
     llm_model: str = Field(
         "qwen2.5-coder-1.5b", description="embedded model name or a path to any GGUF file"
     )
-    llm_threads: int = Field(1, ge=1, description="generation threads (2 spin-wait against the ASR)")
-    llm_prompt_threads: int = Field(2, ge=1, description="threads that read the prompt (the ASR is idle then)")
+    llm_threads: int = Field(2, ge=1, description="generation threads")
+    llm_prompt_threads: int = Field(2, ge=1, description="threads that read the prompt")
     llm_max_tokens: int = Field(180, ge=16)
     llm_grammar: bool = Field(False, description="constrain output to numbered theses (GBNF)")
     llm_context_tokens: int = Field(2048, ge=512)
@@ -87,12 +98,61 @@ class Settings(BaseSettings):
     # Latency
     early_speech: bool = Field(True, description="start speaking thesis 1 from its first clause")
     speculative_asr_ms: int = Field(
-        200, ge=0, description="start ASR after this much silence, before END_SILENCE_MS confirms the end (0: off)"
+        120, ge=0, description="start ASR after this much silence, before END_SILENCE_MS confirms the end (0: off)"
     )
     speculative_llm: bool = Field(True, description="also start the LLM on that pause when the text is a question")
 
     # Pipeline
     queue_size: int = Field(8, ge=1)
+
+    # Engine chains: each engine in turn until one answers; the embedded one ends every chain
+    use_llm_engine: EngineChain = Field(["cerebras", "gemini", "openai", "local"], description="LLM chain")
+    asr_engine: EngineChain = Field(["openai", "local"], description="ASR chain")
+    use_tts_engine: EngineChain = Field(["openai", "google", "rhvoice"], description="TTS chain")
+    llm_ttft_budget_s: float = Field(1.5, gt=0, description="no first token this soon: the next LLM answers")
+    asr_timeout_s: float = Field(2.0, gt=0, description="no transcript this soon: the next ASR engine")
+    tts_first_audio_budget_s: float = Field(1.5, gt=0, description="no first audio this soon: the next TTS engine")
+
+    # Cloud engines: keys (never logged) and endpoints, with the original names
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = Field(None, description="another OpenAI-protocol endpoint for the openai engines")
+    openai_llm_model: str = "gpt-4o-mini"
+    openai_asr_model: str = Field("gpt-4o-mini-transcribe", description="or whisper-1")
+    openai_tts_model: str = "tts-1"
+    openai_tts_voice: str = "alloy"
+    gemini_api_key: SecretStr | None = None
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str | None = None
+    cerebras_api_key: SecretStr | None = None
+    cerebras_model: str = "llama3.1-8b"
+    cerebras_base_url: str | None = None
+    compatible_base_url: str | None = Field(None, description="any OpenAI-compatible server: vLLM, Ollama, llama.cpp")
+    compatible_model: str = "default"
+    compatible_api_key: SecretStr | None = None
+    google_application_credentials: Path | None = Field(None, description="service-account JSON for Google Cloud TTS")
+    google_tts_voice: str = "ru-RU-Wavenet-D"
+    google_tts_endpoint: str | None = None
+
+    @field_validator("use_llm_engine", "asr_engine", "use_tts_engine", mode="before")
+    @classmethod
+    def _split_chain(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip().lower() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("use_llm_engine", "asr_engine", "use_tts_engine")
+    @classmethod
+    def _known_engines(cls, chain: list[str], info) -> list[str]:
+        known = {"use_llm_engine": LLM_ENGINES, "asr_engine": ASR_ENGINES, "use_tts_engine": TTS_ENGINES}[info.field_name]
+        unknown = [name for name in chain if name not in known]
+        if unknown or not chain:
+            raise ValueError(f"unknown engine {', '.join(unknown) or '(empty chain)'}; choose from {', '.join(known)}")
+        return list(dict.fromkeys(chain))
+
+    def secrets(self) -> list[str]:
+        """Every key's value, for scrubbing from logs, events and errors."""
+        keys = (self.openai_api_key, self.gemini_api_key, self.cerebras_api_key, self.compatible_api_key)
+        return [key.get_secret_value() for key in keys if key is not None and key.get_secret_value()]
 
     @classmethod
     def settings_customise_sources(
@@ -108,5 +168,8 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from every source, with CLI flags (non-None `overrides`) on top."""
-    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    """Settings from every source, with CLI flags (non-None `overrides`) on top. Their keys are
+    registered for redaction from logs, events and errors."""
+    settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
+    secrets.register(*settings.secrets())
+    return settings

@@ -60,6 +60,7 @@ def summarize(results: list[RecordingResult], startup_s: float, rss_peak_mb: flo
     summary: dict[str, Any] = {
         "voice_to_voice": stats([run.voice_to_voice for run in answered]),
         "stages": _stage_stats(answered, stage_names),
+        "thesis1_stall": stats([run.stall for run in answered if run.stall is not None]),
         "baseline": None,
         "baseline_ratio": None,
         "rss_peak_mb": None if rss_peak_mb is None else round(rss_peak_mb, 1),
@@ -102,7 +103,8 @@ def _recording_summary(result: RecordingResult, stage_names: list[str]) -> dict[
         "stages": _stage_stats(answered, stage_names),
         "runs": [
             {"heard": run.heard, "stop": run.stop, "voice_to_voice": _round(run.voice_to_voice),
-             "stages": {k: _round(v) for k, v in run.offsets.items()}, "theses": run.theses}
+             "stages": {k: _round(v) for k, v in run.offsets.items()}, "thesis1_stall": run.stall,
+             "theses": run.theses}
             for run in result.runs
         ],
     }
@@ -177,6 +179,8 @@ def overall_table(summary: dict[str, Any]) -> Table:
         table.add_row(STAGE_LABELS[name], _s(summary["stages"][name]["p50"]), _s(summary["stages"][name]["p95"]))
     v2v = summary["voice_to_voice"]
     table.add_row("[bold]voice-to-voice (pipelined)[/]", f"[bold]{_s(v2v['p50'])}[/]", f"[bold]{_s(v2v['p95'])}[/]")
+    stall = summary["thesis1_stall"]
+    table.add_row("thesis 1 playback stalled (waiting for audio)", _s(stall["p50"]), _s(stall["p95"]))
     if baseline := summary["baseline"]:
         table.add_section()
         for name, label in BASELINE_STAGES[:-1]:

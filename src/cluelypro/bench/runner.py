@@ -1,7 +1,7 @@
 """Replays each recording in real time through the pipeline, with engines loaded once.
 
-A run ends as soon as the recording's (last) question starts playing in the earpiece and its
-first thesis is complete, or when it is clear that it will not play (nothing was a question, or
+A run ends as soon as the recording's (last) question has played its first thesis once (so
+that a stall in speaking a thesis the LLM is still writing is measured), or when it is clear that it will not play (nothing was a question, or
 the LLM gave no theses), or after a timeout — repeats and deepening are not waited for.
 """
 
@@ -39,6 +39,7 @@ class RunResult:
     offsets: dict[str, float] = field(default_factory=dict)
     theses: list[str] = field(default_factory=list)
     questions: int = 0  # accepted questions in the recording
+    stall: float | None = None  # seconds thesis 1's playback waited for audio
 
     @property
     def answered(self) -> bool:
@@ -116,7 +117,7 @@ def replay_recording(audio: np.ndarray, engines: Engines, settings: Settings, ti
     engines.detector.reset()
     engines.llm.warm_up()  # every run starts from the start-up prefix cache, not the last question's
     llm = _TrackedLLM(engines.llm)
-    events, stop = asyncio.run(_replay(audio, dataclasses.replace(engines, llm=llm), settings, llm, timeout_s))
+    events, stop = asyncio.run(_replay(audio, dataclasses.replace(engines, llms=[llm, *engines.llms[1:]]), settings, llm, timeout_s))
     return _run_result(events, stop)
 
 
@@ -178,12 +179,15 @@ def outcome(events: list[Event], llm: _TrackedLLM) -> str | None:
         return "no question"
     last = accepted[-1]
     mine = [e for e in events if e["q"] == last["q"]]
-    idle = llm.idle_since(last["wall"])
+    # the answer may have started at a pause, before the question was confirmed (SPECULATIVE_LLM)
+    asked = next(e["wall"] for e in named("speech_start") if e["utt"] == last["utt"])
+    idle = llm.idle_since(asked)
     llm_done = idle is not None and idle >= LLM_IDLE_S
     if any(e["event"] == "playback_start" and e.get("index") == 1 for e in mine):
-        # Speaking may start from thesis 1's first words (EARLY_SPEECH): wait for it to complete too.
-        thesis_1 = any(e["event"] == "thesis" and e.get("index") == 1 for e in mine)
-        return "answered" if thesis_1 or llm_done else None
+        # Speaking may start from thesis 1's first words (EARLY_SPEECH): wait until it is
+        # complete and has been heard once.
+        played = any(e["event"] == "playback_end" and e.get("index") == 1 for e in mine)
+        return "answered" if played else None
     if any(e["event"] == "error" and e.get("stage") == "llm" for e in mine):
         return "llm error"
     if any(e["event"] in ("thesis", "tts_first_audio") for e in mine):
@@ -200,4 +204,4 @@ def _run_result(events: list[Event], stop: str) -> RunResult:
         return RunResult(heard, stop)
     if chain.voice_to_voice is not None and stop != "answered":
         stop = "answered"  # an earlier question of the recording was answered
-    return RunResult(chain.text, stop, dict(chain.offsets), list(chain.theses), len(chains))
+    return RunResult(chain.text, stop, dict(chain.offsets), list(chain.theses), len(chains), chain.stall)

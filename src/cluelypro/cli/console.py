@@ -7,19 +7,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cluelypro.metrics.summary import MILESTONES, QuestionChain, percentiles, stage_summary
 from cluelypro.metrics.timeline import Event
 from cluelypro.packaged import ProgressCallback
+from cluelypro.secrets import redact
 
 console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str) -> None:
-    errors.print(f"[bold red]error:[/] {message}")
+    errors.print(f"[bold red]error:[/] {escape(redact(message))}")
+
+
+def print_left_out(left_out) -> None:
+    """One line per configured engine that cannot be used here, and why."""
+    for item in left_out:
+        errors.print(f"[dim]{item.stage.upper()} engine {item.engine} skipped: {escape(item.reason)}[/]")
 
 
 @contextmanager
@@ -51,7 +59,10 @@ def print_event(event: Event) -> None:
     elif name == "interrupted":
         console.print(f"{stamp} [yellow]new question {event['new_q']} interrupts question {event['old_q']}[/]")
     elif name == "error":
-        console.print(f"{stamp} [red]{event['stage']} error:[/] {event['message']}")
+        console.print(f"{stamp} [red]{event['stage']} error:[/] {escape(event['message'])}")
+    elif name == "provider_skipped":
+        console.print(f"{stamp} [yellow]{event['stage']} {escape(event['provider'])} skipped[/] "
+                      f"({escape(event['reason'])}); the next engine answers")
 
 
 def _seconds(value: float | None) -> str:

@@ -18,6 +18,7 @@ from cluelypro.audio.io import AudioInputError, read_audio, to_mono_16k, write_a
 from cluelypro.audio.sources import capture_microphone, replay_file
 from cluelypro.cli import console as ui
 from cluelypro.cli.bench import register_bench_command
+from cluelypro.cli.doctor import register_doctor_command
 from cluelypro.cli.profiles import register_profile_commands
 from cluelypro.config import SAMPLE_RATE, Settings, load_settings
 from cluelypro.metrics.summary import QuestionChain, question_chains
@@ -25,6 +26,7 @@ from cluelypro.metrics.timeline import Clock, Timeline
 from cluelypro.packaged import ModelUnavailableError
 from cluelypro.pipeline.engines import Engines, build_engines, load_engines
 from cluelypro.pipeline.pipeline import Pipeline
+from cluelypro.secrets import RedactingFilter
 from cluelypro.speaker.enroll import SpeakerGate
 from cluelypro.speaker.profiles import (
     ProfileError,
@@ -82,6 +84,7 @@ class Session:
     def load(self) -> None:
         with ui.loading_progress() as report:
             self.startup_s = load_engines(self.engines, report)
+        ui.print_left_out(self.engines.left_out)
         if self.profile is not None:
             threshold = self.settings.voice_threshold if "voice_threshold" in self.settings.model_fields_set else None
             self.gate = SpeakerGate(self.engines.embedder, self.profile, threshold)
@@ -127,6 +130,8 @@ def _guarded(action: Callable[[], int]) -> None:
 
 def _settings(**overrides: object) -> Settings:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
     return load_settings(**overrides)
 
 
@@ -241,6 +246,7 @@ def _run_live(settings: Settings, events: Path | None, input_device: str | int |
 
 register_profile_commands(app, _guarded, _settings)
 register_bench_command(app, _guarded, _settings)
+register_doctor_command(app, _guarded, _settings)
 
 
 def main() -> None:

@@ -2,12 +2,21 @@
 
 The system prompt is identical on every call, so llama.cpp's longest-prefix reuse of the
 evaluated tokens only has to evaluate the new user turn; warm_up() puts the prefix there.
+
+Every llama.cpp call runs on one long-lived thread of the engine's own, whoever calls it. GNU
+OpenMP keeps a pool of worker threads per calling thread, and once it manages more threads than
+there are cores it stops spin-waiting at barriers: generating from a fresh thread each time (two
+pools on two cores) was 83 ms per token against 60 ms from one thread, with 2 threads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
+from typing import TypeVar
 from pathlib import Path
 
 from cluelypro.llm.models import EMBEDDED, resolve_gguf
@@ -17,6 +26,53 @@ from cluelypro.packaged import ProgressCallback
 TEMPERATURE = 0.0  # greedy: the same question gets the same theses
 REPEAT_PENALTY = 1.1  # without it the 1.5B model loops on one line until max_tokens
 STOP = ["\n6."]  # more than five theses
+
+T = TypeVar("T")
+_END = object()
+
+
+class OwnThread:
+    """Runs an engine's calls, and iterates its generators, on one dedicated thread."""
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    def call(self, function: Callable[[], T]) -> T:
+        return self._executor.submit(function).result()
+
+    def iterate(self, make_iterator: Callable[[], Iterator[T]]) -> Iterator[T]:
+        """The items of `make_iterator()`, produced on the thread. Closing this generator stops
+        the producer after the item in hand and returns once it has stopped."""
+        items: queue.SimpleQueue = queue.SimpleQueue()
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                iterator = make_iterator()
+                try:
+                    for item in iterator:
+                        items.put(item)
+                        if stop.is_set():
+                            break
+                finally:
+                    getattr(iterator, "close", lambda: None)()
+            except BaseException as error:  # raised in the consumer's thread
+                items.put(error)
+            finally:
+                items.put(_END)
+
+        done = self._executor.submit(produce)
+        try:
+            while (item := items.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            done.result()
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
 
 
 class LlamaThesisLLM:
@@ -36,11 +92,15 @@ class LlamaThesisLLM:
         self.name = f"local:{model if model in EMBEDDED else Path(model).stem}"
         self._llama = None
         self._grammar = None
+        self._thread = OwnThread("llama")
 
     def load(self, progress: ProgressCallback | None = None) -> None:
         if self._llama is not None:
             return
         path = resolve_gguf(self.model, progress)
+        self._thread.call(lambda: self._load(path))
+
+    def _load(self, path: Path) -> None:
         from llama_cpp import Llama, LlamaGrammar  # heavy import; also sets its log callback
 
         self._llama = Llama(
@@ -63,6 +123,9 @@ class LlamaThesisLLM:
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         if self._llama is None:
             raise RuntimeError("call load() first")
+        return self._thread.iterate(lambda: self._generate(messages, max_tokens))
+
+    def _generate(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         chunks = self._llama.create_chat_completion(
             messages,
             stream=True,

@@ -20,23 +20,36 @@ _LABEL = re.compile(r"^(?:тезис\s*\d*|ответ)\s*[:.—-]\s*", re.IGNORE
 _QUOTES = "\"'«»“”„"
 
 
-HEAD_MIN_WORDS = 3
-HEAD_MAX_WORDS = 5
-_CLAUSE_END = re.compile(r"[,;:—–]\s")
+HEAD_WORDS = 2
+_WORD = re.compile(r"\w")
+_DASHES = ("—", "–", "-")
+_LEANING = frozenset(
+    "в во на о об обо с со к ко у по за из от до для при без над под про через и а но или что "
+    "как не ни же ли бы это the a an of in on to and or".split()
+)
+"""Prepositions, conjunctions and particles lean on the next word: a head never ends on one."""
 
 
 def speakable_head(partial: str) -> str:
     """The first words of a thesis still being written that can be spoken already ("" if none).
 
-    A head ends at a clause boundary after at least HEAD_MIN_WORDS words, or is the first
-    HEAD_MAX_WORDS complete words: TTS starts there while the model writes on.
+    A head is the first HEAD_WORDS complete words, or more up to a clause boundary (a comma,
+    semicolon, colon or dash) or past a word that leans on the next one («Погода в Москве», not
+    «Погода в»). TTS starts there while the model writes on: at ~15 tokens/s the model stays
+    ahead of speech. Dashes are not words; a word is complete once the text after it has begun.
     """
-    for boundary in _CLAUSE_END.finditer(partial):
-        head = partial[: boundary.start() + 1]
-        if len(head.split()) >= HEAD_MIN_WORDS:
-            return head.strip()
     complete = partial[: partial.rfind(" ")].split() if " " in partial else []
-    return " ".join(complete[:HEAD_MAX_WORDS]) if len(complete) >= HEAD_MAX_WORDS else ""
+    words = 0
+    for position, token in enumerate(complete):
+        if token in _DASHES:
+            if words >= HEAD_WORDS:
+                return " ".join(complete[: position + 1])
+            continue
+        words += bool(_WORD.search(token))
+        leaning = token.casefold().strip(".,;:«»\"'()") in _LEANING
+        if words >= HEAD_WORDS and (token[-1] in ",;:" or not leaning):
+            return " ".join(complete[: position + 1])
+    return ""
 
 
 class ThesisStreamParser:
@@ -48,6 +61,7 @@ class ThesisStreamParser:
         self._seen = {thesis.casefold() for thesis in already_said}  # say each thesis once
         self._said_any = False
         self._silent = False  # the answer began with "0": not a question, ignore the rest
+        self.lines_done = 0  # segments (lines, or numbered items on one line) consumed so far
 
     def feed(self, piece: str) -> list[str]:
         """Theses completed by this piece of the stream."""
@@ -75,6 +89,7 @@ class ThesisStreamParser:
                     return theses
                 end = resume = len(self._buffer)
             segment, self._buffer = self._buffer[:end], self._buffer[resume:]
+            self.lines_done += 1
             thesis = self._clean(segment)
             if thesis and thesis.casefold() not in self._seen:
                 self._said_any = True

@@ -26,6 +26,7 @@ class QuestionChain:
     text: str = ""
     theses: list[str] = field(default_factory=list)
     offsets: dict[str, float] = field(default_factory=dict)  # milestone → seconds after speech end
+    stall: float | None = None  # seconds thesis 1's first playback waited for its audio
 
     @property
     def voice_to_voice(self) -> float | None:
@@ -51,6 +52,8 @@ def question_chains(events: list[Event]) -> list[QuestionChain]:
             chain.text = record["text"]
         elif name == "thesis":
             chain.theses.append(record["text"])
+        elif name == "playback_end" and record.get("index") == 1 and chain.stall is None:
+            chain.stall = record.get("stall")
         if name in dict(MILESTONES) and record.get("index", 1) == 1:
             chain.offsets.setdefault(name, record["t"] - speech_end[chain.utt])
     return sorted(chains.values(), key=lambda chain: chain.q)

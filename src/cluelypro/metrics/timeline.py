@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from cluelypro.secrets import redact
+
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
@@ -63,7 +65,8 @@ class Clock:
 
 
 class Timeline:
-    """Collects events, writes them as JSON lines as they happen, and tells observers."""
+    """Collects events, writes them as JSON lines as they happen, and tells observers. No key
+    ever reaches an event: text fields lose every configured secret."""
 
     def __init__(self, jsonl_path: Path | None = None) -> None:
         self.events: list[Event] = []
@@ -77,6 +80,7 @@ class Timeline:
         self._observers.append(observer)
 
     def emit(self, event: str, t: float, utt: int | None = None, q: int | None = None, **fields: Any) -> Event:
+        fields = {name: redact(value) if isinstance(value, str) else value for name, value in fields.items()}
         record: Event = {"t": round(t, 4), "wall": round(time.time(), 4), "utt": utt, "q": q, "event": event, **fields}
         self.events.append(record)
         self._write(record)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +23,9 @@ from cluelypro.config import SAMPLE_RATE, Settings
 from cluelypro.llm.prompts import deepening_messages
 from cluelypro.metrics.timeline import Timeline
 from cluelypro.pipeline.engines import Engines
+from cluelypro.pipeline.fallback import Skipped, first_answering
 from cluelypro.pipeline.frames import Question
 from cluelypro.pipeline.speculation import GrowingList
-from cluelypro.pipeline.threads import iterate_in_thread
 from cluelypro.prompter.matcher import ThesisMatcher
 from cluelypro.prompter.plan import PlannedThesis, ThesisPlan
 from cluelypro.tts.normalize import normalize_for_tts
@@ -32,6 +33,24 @@ from cluelypro.tts.normalize import normalize_for_tts
 log = logging.getLogger(__name__)
 
 SYNTHESIZE_AHEAD = 3  # the current thesis and the next two (2B)
+
+
+def _starts_with_words(text: str, head: str) -> bool:
+    head_words = head.casefold().split()
+    return text.casefold().split()[: len(head_words)] == head_words
+
+
+def _heading_thesis(partial: str, head: str) -> str:
+    """A line the model began as a thesis and turned into a heading («Война была вызвана многими
+    факторами, включая:»), as a thesis: its complete words, without the colon and the dangling
+    last clause. The head alone if the line does not go on from it."""
+    text = partial.strip().rstrip(":").strip()
+    if not _starts_with_words(text, head):
+        return head
+    before, comma, last_clause = text.rpartition(",")
+    if comma and len(last_clause.split()) <= 2 and len(before.split()) >= len(head.split()):
+        text = before
+    return text
 
 
 class ThesisAudio(GrowingList[np.ndarray]):
@@ -75,6 +94,8 @@ class Answer:
         self._changed = asyncio.Event()
         self._deepening: asyncio.Task | None = None
         self._head: tuple[int, str] | None = None  # thesis started from its first words, not yet complete
+        self._head_partial = ""  # that thesis as far as the model has written it
+        self._head_line = 0  # the stream's line it is written on
         self._head_synthesis: asyncio.Task | None = None
         self.speaker = asyncio.create_task(self._speak(), name=f"answer-{question.q}")
 
@@ -91,15 +112,26 @@ class Answer:
 
     # --- events from the pipeline ----------------------------------------------------------------
 
-    def start_early(self, head: str) -> None:
-        """Thesis 1 is still being written: start speaking its first words now."""
+    def start_early(self, head: str, line: int) -> None:
+        """Thesis 1 is still being written (on the stream's `line`): start speaking its first words."""
         thesis = self.plan.add(head)
         if thesis is None:
             return
         self._head = (thesis.index, head)
+        self._head_partial, self._head_line = head, line
         self._audio[thesis.index] = ThesisAudio()
         self._head_synthesis = self._spawn(self._synthesize(head, thesis.index, self._audio[thesis.index], finish=False))
         self._changed.set()
+
+    def early_progress(self, partial: str, lines_done: int) -> None:
+        """The thesis started early as the model has written it so far; once its line is over
+        with no thesis from it (the parser dropped it), it is completed from what was written."""
+        if self._head is None:
+            return
+        if lines_done > self._head_line:
+            self._complete_head(None)
+        elif partial:
+            self._head_partial = partial
 
     def add_thesis(self, text: str) -> PlannedThesis | None:
         if self._head is not None:
@@ -111,23 +143,30 @@ class Answer:
             self._changed.set()
         return thesis
 
-    def _complete_head(self, text: str) -> PlannedThesis | None:
+    def _complete_head(self, text: str | None) -> PlannedThesis | None:
         """The thesis started early is complete: synthesise the rest of it after its head. If the
-        parser dropped that line (a heading over sub-items), the head stands alone."""
+        parser dropped that line (a heading over sub-items, "…, включая:"; `text` None) or the
+        stream ended (None too), the line as written so far completes the head; a `text` that does
+        not go on from the head is the next thesis."""
         index, head = self._head
         self._head = None
-        head_words, words = head.split(), text.split()
-        continues = [w.casefold() for w in words[: len(head_words)]] == [w.casefold() for w in head_words]
-        thesis = self.plan.revise(index, text if continues else head)
+        continues = text is not None and _starts_with_words(text, head)
+        spoken = text if continues else _heading_thesis(self._head_partial, head)
+        thesis = self.plan.revise(index, spoken)
         self._emit("thesis", index=index, text=thesis.text, depth=thesis.depth)
-        rest = " ".join(words[len(head_words):]) if continues else ""
+        rest = " ".join(spoken.split()[len(head.split()):])
         self._spawn(self._synthesize(rest, index, self._audio[index], after=self._head_synthesis))
         self._changed.set()
-        return thesis if continues else self.add_thesis(text)
+        return thesis if continues or text is None else self.add_thesis(text)
+
+    def complete_early(self) -> None:
+        """The thesis started early will not be written on (its engine failed, or the stream
+        ended inside it): complete it from what was written."""
+        if self._head is not None:
+            self._complete_head(None)
 
     def round_done(self) -> None:
-        if self._head is not None:  # the stream ended inside the thesis started early
-            self._complete_head(self._head[1])
+        self.complete_early()
         self.plan.round_done()
         self._changed.set()
 
@@ -171,19 +210,32 @@ class Answer:
     async def _synthesize(
         self, text: str, index: int, audio: ThesisAudio, finish: bool = True, after: asyncio.Task | None = None
     ) -> None:
-        """Synthesise `text` onto the end of `audio` (after the task `after`, whose audio comes first)."""
+        """Synthesise `text` onto the end of `audio` (after the task `after`, whose audio comes
+        first) with the first TTS engine of the chain that answers."""
         if after is not None:
             await asyncio.wait([after])
-        synthesizer = self.context.engines.synthesizer
-        spoken = normalize_for_tts(text, self.context.settings.asr_language)
-        resampler = soxr.ResampleStream(synthesizer.sample_rate, SAMPLE_RATE, 1, dtype="float32")
+        settings, synthesizers = self.context.settings, self.context.engines.synthesizers
+        spoken = normalize_for_tts(text, settings.asr_language)
+        rates = {engine.name: engine.sample_rate for engine in synthesizers}
+        voice, resampler = None, None
         try:
             if spoken:
-                async for chunk in iterate_in_thread(lambda: synthesizer.synthesize(spoken)):
-                    if not audio.chunks:
-                        self._emit("tts_first_audio", index=index)
-                    audio.add(resampler.resample_chunk(chunk))
-                audio.add(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+                chain = first_answering("tts", synthesizers, lambda engine: engine.synthesize(spoken),
+                                        settings.tts_first_audio_budget_s)
+                async with aclosing(chain) as items:
+                    async for item in items:
+                        if isinstance(item, Skipped):
+                            self._emit("provider_skipped", stage="tts", provider=item.engine, reason=item.reason,
+                                       after_output=item.after_output)
+                            continue
+                        if item.engine != voice:
+                            voice = item.engine
+                            resampler = soxr.ResampleStream(rates[voice], SAMPLE_RATE, 1, dtype="float32")
+                        if not audio.chunks:
+                            self._emit("tts_first_audio", index=index, engine=voice)
+                        audio.add(resampler.resample_chunk(item.item))
+                if resampler is not None:
+                    audio.add(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
         except Exception as error:
             log.exception("TTS failed")
             self._emit("error", stage="tts", message=str(error))
@@ -213,16 +265,21 @@ class Answer:
             pass
 
     async def _play(self, thesis: PlannedThesis) -> float:
-        earpiece, start, end = self.context.earpiece, None, self.now()
+        """Play the thesis's audio as it arrives; `playback_end` tells how long playback stalled
+        waiting for audio (a thesis spoken while the LLM is still writing it)."""
+        earpiece, start, end, stall = self.context.earpiece, None, self.now(), 0.0
         try:
             async for chunk in self._audio[thesis.index].stream():
-                chunk_start, end = await earpiece.play(chunk, self.now())
+                chunk_start, chunk_end = await earpiece.play(chunk, self.now())
                 if start is None:
                     start = chunk_start
                     self._emit("playback_start", start, index=thesis.index)
+                else:
+                    stall += max(0.0, chunk_start - end)
+                end = chunk_end
         finally:  # also when interrupted: the chunk in the earpiece is the last one heard
             if start is not None:
-                self._emit("playback_end", end, index=thesis.index)
+                self._emit("playback_end", end, index=thesis.index, stall=round(stall, 3))
         return end
 
     # --- deepening -------------------------------------------------------------------------------

@@ -1,38 +1,69 @@
-"""Choosing the engines from settings, and loading them eagerly with progress (SPEC §3, 6D)."""
+"""Choosing the engines from settings, and loading them eagerly with progress (SPEC §3, 6D).
+
+Each stage has a chain of engines in order of preference (USE_LLM_ENGINE, ASR_ENGINE,
+USE_TTS_ENGINE). An engine that cannot be used here — no API key, no SDK, no credentials file —
+is left out with one line saying why; the embedded engine ends every chain, so that a failing or
+missing cloud provider never loses a question.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cluelypro.asr.base import SpeechRecognizer
 from cluelypro.config import Settings
 from cluelypro.llm.base import ThesisLLM
-from cluelypro.packaged import ProgressCallback
+from cluelypro.packaged import ModelUnavailableError, ProgressCallback
 from cluelypro.speaker.base import SpeakerEmbedder
 from cluelypro.tts.base import SpeechSynthesizer
 from cluelypro.vad.engines import SpeechDetector, make_detector
+
+EMBEDDED = {"llm": "local", "asr": "local", "tts": "rhvoice"}
+CLOUD_INSTALL_HINT = "pip install 'cluelypro[cloud]'"
+
+
+class EngineUnavailable(Exception):
+    """This engine cannot be used with the current settings; the message says why."""
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    stage: str  # "llm", "asr" or "tts"
+    engine: str
+    reason: str
 
 
 @dataclass
 class Engines:
     detector: SpeechDetector
-    recognizer: SpeechRecognizer
-    llm: ThesisLLM
-    synthesizer: SpeechSynthesizer
+    recognizers: list[SpeechRecognizer]
+    llms: list[ThesisLLM]
+    synthesizers: list[SpeechSynthesizer]
     embedder: SpeakerEmbedder | None = None  # only when a voice profile is in use
+    left_out: list[LeftOut] = field(default_factory=list)
+
+    @property
+    def recognizer(self) -> SpeechRecognizer:
+        """The first-choice recogniser (the sequential baseline, tools and tests use one engine)."""
+        return self.recognizers[0]
+
+    @property
+    def llm(self) -> ThesisLLM:
+        return self.llms[0]
+
+    @property
+    def synthesizer(self) -> SpeechSynthesizer:
+        return self.synthesizers[0]
 
     def loadable(self) -> list[tuple[str, SpeechRecognizer | ThesisLLM | SpeechSynthesizer | SpeakerEmbedder]]:
-        engines = [
-            (f"ASR  {self.recognizer.name}", self.recognizer),
-            (f"LLM  {self.llm.name}", self.llm),
-            (f"TTS  {self.synthesizer.name}", self.synthesizer),
-        ]
+        engines: list = [(f"ASR  {e.name}", e) for e in self.recognizers]
+        engines += [(f"LLM  {e.name}", e) for e in self.llms]
+        engines += [(f"TTS  {e.name}", e) for e in self.synthesizers]
         if self.embedder is not None:
             engines.append((f"voice {self.embedder.name}", self.embedder))
         return engines
-
 
     def close(self) -> None:
         """Release engines that hold native threads (RHVoice's would keep the process alive)."""
@@ -42,21 +73,134 @@ class Engines:
                 close()
 
 
-def build_engines(settings: Settings, speaker_gate: bool = False) -> Engines:
-    """Engine objects for the configured choices; nothing heavy happens until `load_engines`."""
-    from cluelypro.asr.whisper import WhisperRecognizer
+def _key(secret, variable: str) -> str:
+    if secret is None or not secret.get_secret_value():
+        raise EngineUnavailable(f"{variable} not set")
+    return secret.get_secret_value()
+
+
+# --- the engines of each stage, by the names the settings use -----------------------------------
+
+
+def _local_llm(s: Settings) -> ThesisLLM:
     from cluelypro.llm.llama import LlamaThesisLLM
+
+    return LlamaThesisLLM(s.llm_model, threads=s.llm_threads, prompt_threads=s.llm_prompt_threads,
+                          context_tokens=s.llm_context_tokens, grammar=s.llm_grammar)
+
+
+def _cerebras(s: Settings) -> ThesisLLM:
+    key = _key(s.cerebras_api_key, "CEREBRAS_API_KEY")
+    from cluelypro.llm.cerebras import CerebrasLLM
+
+    return CerebrasLLM(key, s.cerebras_model, s.cerebras_base_url, s.llm_ttft_budget_s)
+
+
+def _gemini(s: Settings) -> ThesisLLM:
+    key = _key(s.gemini_api_key, "GEMINI_API_KEY")
+    from cluelypro.llm.gemini import GeminiLLM
+
+    return GeminiLLM(key, s.gemini_model, s.gemini_base_url, s.llm_ttft_budget_s)
+
+
+def _openai_llm(s: Settings) -> ThesisLLM:
+    key = _key(s.openai_api_key, "OPENAI_API_KEY")
+    from cluelypro.llm.openai_chat import OpenAIChatLLM
+
+    return OpenAIChatLLM(key, s.openai_llm_model, s.openai_base_url, s.llm_ttft_budget_s)
+
+
+def _compatible_llm(s: Settings) -> ThesisLLM:
+    if not s.compatible_base_url:
+        raise EngineUnavailable("COMPATIBLE_BASE_URL not set")
+    from cluelypro.llm.openai_chat import OpenAIChatLLM
+
+    key = s.compatible_api_key.get_secret_value() if s.compatible_api_key else "none"
+    return OpenAIChatLLM(key, s.compatible_model, s.compatible_base_url, s.llm_ttft_budget_s, provider="compatible")
+
+
+def _local_asr(s: Settings) -> SpeechRecognizer:
+    from cluelypro.asr.whisper import WhisperRecognizer
+
+    return WhisperRecognizer(s.asr_model, s.asr_language, s.asr_threads)
+
+
+def _openai_asr(s: Settings) -> SpeechRecognizer:
+    key = _key(s.openai_api_key, "OPENAI_API_KEY")
+    from cluelypro.asr.openai_asr import OpenAIRecognizer
+
+    return OpenAIRecognizer(key, s.openai_asr_model, s.asr_language, s.openai_base_url, s.asr_timeout_s)
+
+
+def _rhvoice(s: Settings) -> SpeechSynthesizer:
     from cluelypro.tts.rhvoice import RhVoiceSynthesizer
 
+    return RhVoiceSynthesizer(s.tts_voice, s.tts_speed)
+
+
+def _openai_tts(s: Settings) -> SpeechSynthesizer:
+    key = _key(s.openai_api_key, "OPENAI_API_KEY")
+    from cluelypro.tts.openai_tts import OpenAISynthesizer
+
+    return OpenAISynthesizer(key, s.openai_tts_model, s.openai_tts_voice, s.tts_speed, s.openai_base_url,
+                             s.tts_first_audio_budget_s)
+
+
+def _google_tts(s: Settings) -> SpeechSynthesizer:
+    path = s.google_application_credentials
+    if path is None:
+        raise EngineUnavailable("GOOGLE_APPLICATION_CREDENTIALS not set")
+    if not path.is_file():
+        raise EngineUnavailable(f"GOOGLE_APPLICATION_CREDENTIALS: no file {path}")
+    from cluelypro.tts.google_tts import GoogleCloudSynthesizer
+
+    return GoogleCloudSynthesizer(path, s.google_tts_voice, s.tts_speed, s.google_tts_endpoint, s.tts_first_audio_budget_s)
+
+
+FACTORIES: dict[str, dict[str, Callable[[Settings], object]]] = {
+    "llm": {"local": _local_llm, "cerebras": _cerebras, "gemini": _gemini, "openai": _openai_llm,
+            "compatible": _compatible_llm},
+    "asr": {"local": _local_asr, "openai": _openai_asr},
+    "tts": {"rhvoice": _rhvoice, "openai": _openai_tts, "google": _google_tts},
+}
+
+
+def chain_names(settings: Settings, stage: str) -> list[str]:
+    """The configured chain of a stage, with the embedded engine at its end."""
+    names = {"llm": settings.use_llm_engine, "asr": settings.asr_engine, "tts": settings.use_tts_engine}[stage]
+    embedded = EMBEDDED[stage]
+    return [*names, embedded] if embedded not in names else list(names)
+
+
+def chain_members(settings: Settings, stage: str) -> list[tuple[str, object]]:
+    """Each engine name of a stage's chain with its engine object, or a `LeftOut` saying why not."""
+    members: list[tuple[str, object]] = []
+    for name in chain_names(settings, stage):
+        try:
+            members.append((name, FACTORIES[stage][name](settings)))
+        except EngineUnavailable as reason:
+            members.append((name, LeftOut(stage, name, str(reason))))
+        except ImportError as error:
+            members.append((name, LeftOut(stage, name, f"its SDK is not installed ({error.name}); {CLOUD_INSTALL_HINT}")))
+    return members
+
+
+def build_chain(settings: Settings, stage: str) -> tuple[list, list[LeftOut]]:
+    """The usable engines of a stage's chain, and the ones left out with the reason."""
+    members = [member for _, member in chain_members(settings, stage)]
+    return [m for m in members if not isinstance(m, LeftOut)], [m for m in members if isinstance(m, LeftOut)]
+
+
+def build_engines(settings: Settings, speaker_gate: bool = False) -> Engines:
+    """Engine objects for the configured choices; nothing heavy happens until `load_engines`."""
+    chains = {stage: build_chain(settings, stage) for stage in ("asr", "llm", "tts")}
     return Engines(
         detector=make_detector(settings.vad_engine, settings.webrtc_aggressiveness),
-        recognizer=WhisperRecognizer(settings.asr_model, settings.asr_language, settings.asr_threads),
-        llm=LlamaThesisLLM(
-            settings.llm_model, threads=settings.llm_threads, prompt_threads=settings.llm_prompt_threads,
-            context_tokens=settings.llm_context_tokens, grammar=settings.llm_grammar,
-        ),
-        synthesizer=RhVoiceSynthesizer(settings.tts_voice, settings.tts_speed),
+        recognizers=chains["asr"][0],
+        llms=chains["llm"][0],
+        synthesizers=chains["tts"][0],
         embedder=make_embedder(settings.speaker_engine) if speaker_gate else None,
+        left_out=[item for _, left_out in chains.values() for item in left_out],
     )
 
 
@@ -73,11 +217,24 @@ StepReporter = Callable[[str], ProgressCallback]
 
 
 def load_engines(engines: Engines, report: StepReporter) -> float:
-    """Load and warm up every engine; returns the seconds it took (start-up time to ready)."""
+    """Load and warm up every engine; returns the seconds it took (start-up time to ready).
+    A cloud engine that cannot start (its SDK refuses the settings) is left out, not fatal."""
     started = time.monotonic()
     for label, engine in engines.loadable():
         progress = report(label)
-        engine.load(progress)
-        engine.warm_up()
+        try:
+            engine.load(progress)
+            engine.warm_up()
+        except ModelUnavailableError as error:
+            if not getattr(engine, "remote", False):
+                raise
+            _drop(engines, engine, str(error))
         progress(1, 1)
     return time.monotonic() - started
+
+
+def _drop(engines: Engines, engine: object, reason: str) -> None:
+    for stage, chain in (("asr", engines.recognizers), ("llm", engines.llms), ("tts", engines.synthesizers)):
+        if engine in chain:
+            chain.remove(engine)
+            engines.left_out.append(LeftOut(stage, engine.name, reason))

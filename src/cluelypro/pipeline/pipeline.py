@@ -27,9 +27,9 @@ from cluelypro.llm.thesis_parser import ThesisStreamParser, speakable_head
 from cluelypro.metrics.timeline import Anchor, Clock, Timeline, milliseconds_since
 from cluelypro.pipeline.answer import Answer, AnswerContext
 from cluelypro.pipeline.engines import Engines
+from cluelypro.pipeline.fallback import Output, Skipped, first_answering
 from cluelypro.pipeline.frames import END, Question, SpeechSegment
 from cluelypro.pipeline.speculation import LlmPrefetch, Speculation, Transcript
-from cluelypro.pipeline.threads import iterate_in_thread
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.prompter.matcher import ThesisMatcher
 from cluelypro.speaker.enroll import SpeakerGate
@@ -65,7 +65,6 @@ class Pipeline:
         self._answer_context = AnswerContext(
             settings, engines, timeline, earpiece, ThesisMatcher(), self._stream_theses
         )
-        self._llm_lock = asyncio.Lock()  # one llama.cpp context: answers and deepening take turns
         self._asr_lock = asyncio.Lock()  # the recogniser serves one call at a time
         self._speculation: Speculation | None = None  # on the current utterance's last pause
 
@@ -83,6 +82,11 @@ class Pipeline:
 
     def _emit(self, event: str, anchor: Anchor, utt: int | None, q: int | None = None, **fields: Any) -> None:
         self.timeline.emit(event, anchor.now(), utt=utt, q=q, **fields)
+
+    def _emit_skip(self, stage: str, skip: Skipped, anchor: Anchor, utt: int | None, q: int | None = None) -> None:
+        """An engine failed or was too slow: the next engine of the chain is asked the same."""
+        self._emit("provider_skipped", anchor, utt, q, stage=stage, provider=skip.engine, reason=skip.reason,
+                   after_output=skip.after_output)
 
     # --- listen: VAD and segmenter, inline in the capture loop (≈0.15 ms per frame) -------------
 
@@ -139,7 +143,7 @@ class Pipeline:
         accepted, reason = self.filter.decide(transcript.text)
         if accepted:
             messages = self._messages(transcript.text, commentary=reason == "commentary")
-            speculation.prefetch = LlmPrefetch(transcript.text, lambda: self._llm_pieces(messages))
+            speculation.prefetch = LlmPrefetch(transcript.text, lambda: self._llm_items(messages))
         return transcript
 
     async def _hand_to_asr(self, segment: SpeechSegment) -> None:
@@ -201,15 +205,25 @@ class Pipeline:
     async def _recognize(self, segment: SpeechSegment) -> str:
         speculation = segment.speculation
         transcript = await (speculation.task if speculation else self._run_asr(segment.utterance.audio))
+        for skip in transcript.skipped:
+            self._emit_skip("asr", skip, segment.anchor, segment.utterance.utt)
         self._emit("asr", segment.anchor, segment.utterance.utt, text=transcript.text,
-                   engine=self.engines.recognizer.name, ms=transcript.ms)
+                   engine=transcript.engine, ms=transcript.ms)
         return transcript.text
 
     async def _run_asr(self, audio: np.ndarray) -> Transcript:
+        """The first answer of the ASR chain (the recogniser serves one call at a time)."""
         async with self._asr_lock:
-            started = time.monotonic()
-            text = await asyncio.to_thread(self.engines.recognizer.transcribe, audio)
-            return Transcript(text, milliseconds_since(started))
+            started, skipped = time.monotonic(), []
+            chain = first_answering("asr", self.engines.recognizers, lambda engine: iter((engine.transcribe(audio),)),
+                                    self.settings.asr_timeout_s)
+            async with aclosing(chain) as items:
+                async for item in items:
+                    if isinstance(item, Skipped):
+                        skipped.append(item)
+                    else:
+                        return Transcript(item.item, milliseconds_since(started), item.engine, tuple(skipped))
+            return Transcript("", milliseconds_since(started), "none", tuple(skipped))
 
     def _messages(self, text: str, commentary: bool) -> list[dict[str, str]]:
         """The thesis request for `text`, with what the other speaker said recently as context."""
@@ -233,12 +247,20 @@ class Pipeline:
     async def _answer(self, question: Question) -> None:
         messages = self._messages(question.text, question.commentary)
         answer = None
+        writing = None  # the parser of the engine that is writing the answer
 
         def start_early(parser: ThesisStreamParser) -> None:
-            nonlocal answer
-            if answer is None and self.settings.early_speech:
+            nonlocal answer, writing
+            if not self.settings.early_speech:
+                return
+            if answer is not None and writing is not None and parser is not writing:
+                answer.complete_early()  # its engine failed mid-thesis: what was said stands
+            writing = parser
+            if answer is None:
                 if head := speakable_head(parser.numbered_partial()):
-                    answer = self._take_over(question, lambda new: new.start_early(head))
+                    answer = self._take_over(question, lambda new: new.start_early(head, parser.lines_done))
+            else:
+                answer.early_progress(parser.numbered_partial(), parser.lines_done)
 
         try:
             async with aclosing(self._stream_theses(question, messages, [], start_early)) as theses:
@@ -273,33 +295,42 @@ class Pipeline:
         already_said: list[str],
         watch: Callable[[ThesisStreamParser], None] | None = None,
     ) -> AsyncIterator[str]:
-        """Theses as they complete in the LLM stream; stops early when a newer question waits.
-        `watch` sees the parser after every piece (to start speaking a thesis early)."""
-        llm = self.engines.llm
-        parser = ThesisStreamParser(already_said)
+        """Theses as they complete in the LLM chain's stream; stops early when a newer question
+        waits. `watch` sees the parser after every piece (to start speaking a thesis early), and
+        a new parser when an engine fails mid-answer and the next one starts it again."""
+        parser, given = ThesisStreamParser(already_said), list(already_said)
         prefetch = question.prefetch if not already_said else None
-        started: float | None = time.monotonic()
-        pieces = prefetch.pieces.stream() if prefetch else self._llm_pieces(messages)
-        async with aclosing(pieces) as stream:
-            async for piece in stream:
-                if started is not None:
-                    ms = prefetch.first_token_ms if prefetch else milliseconds_since(started)
-                    self._emit("llm_first_token", question.anchor, question.utt, question.q, provider=llm.name, ms=ms)
-                    started = None
-                for thesis in parser.feed(piece):
+        started = prefetch.started if prefetch else time.monotonic()
+        writer = None  # the engine whose text the parser holds
+        items = prefetch.items.stream() if prefetch else self._llm_items(messages)
+        async with aclosing(items) as stream:
+            async for item in stream:
+                if isinstance(item, Skipped):
+                    self._emit_skip("llm", item, question.anchor, question.utt, question.q)
+                    if item.after_output:  # its partial text is void; the next engine starts over
+                        parser, writer = ThesisStreamParser(given), None
+                        if watch is not None:
+                            watch(parser)
+                    continue
+                if item.engine != writer:
+                    writer = item.engine
+                    ms = prefetch.first_output_ms.get(writer) if prefetch else None
+                    self._emit("llm_first_token", question.anchor, question.utt, question.q, provider=writer,
+                               ms=milliseconds_since(started) if ms is None else ms)
+                for thesis in parser.feed(item.item):
+                    given.append(thesis)
                     yield thesis
                 if watch is not None:
                     watch(parser)
                 if self._next_q - 1 > question.q:
                     return
+        if prefetch is not None and prefetch.error is not None:
+            raise prefetch.error
         for thesis in parser.finish():
             yield thesis
 
-    async def _llm_pieces(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
-        """The LLM's text as it is generated; one generation at a time on the one llama.cpp context."""
-        llm = self.engines.llm
-        async with self._llm_lock:
-            stream = iterate_in_thread(lambda: llm.stream(messages, self.settings.llm_max_tokens))
-            async with aclosing(stream) as pieces:
-                async for piece in pieces:
-                    yield piece
+    def _llm_items(self, messages: list[dict[str, str]]) -> AsyncIterator[Output[str] | Skipped]:
+        """The LLM chain's text as it is generated, and its hand-overs. The embedded engine runs
+        one generation at a time on its own thread: answers and deepening take turns there."""
+        return first_answering("llm", self.engines.llms, lambda llm: llm.stream(messages, self.settings.llm_max_tokens),
+                               self.settings.llm_ttft_budget_s)

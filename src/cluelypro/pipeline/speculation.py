@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from cluelypro.metrics.timeline import milliseconds_since
+from cluelypro.pipeline.fallback import Output
+
 
 T = TypeVar("T")
 
@@ -49,26 +51,30 @@ class GrowingList(Generic[T]):
 
 
 class LlmPrefetch:
-    """An LLM answer to `text`, running ahead of its question; adopted, or cancelled."""
+    """An LLM answer to `text`, running ahead of its question; adopted, or cancelled. Its items
+    are what the LLM chain yields (text pieces and hand-overs); `error` is why it ended early."""
 
-    def __init__(self, text: str, pieces: Callable[[], AsyncIterator[str]]) -> None:
+    def __init__(self, text: str, items: Callable[[], AsyncIterator[object]]) -> None:
         self.text = text
-        self.first_token_ms: int | None = None
-        self.pieces: GrowingList[str] = GrowingList()
-        self._task = asyncio.create_task(self._collect(pieces))
+        self.started = time.monotonic()
+        self.items: GrowingList[object] = GrowingList()
+        self.error: Exception | None = None
+        self.first_output_ms: dict[str, int] = {}  # engine → its time to first token
+        self._task = asyncio.create_task(self._collect(items))
 
-    async def _collect(self, pieces: Callable[[], AsyncIterator[str]]) -> None:
-        started = time.monotonic()
+    async def _collect(self, items: Callable[[], AsyncIterator[object]]) -> None:
         try:
             # aclosing: a cancelled prefetch must wait for its generation thread to stop before
             # anything else may use the model
-            async with aclosing(pieces()) as stream:
-                async for piece in stream:
-                    if self.first_token_ms is None:
-                        self.first_token_ms = milliseconds_since(started)
-                    self.pieces.add(piece)
+            async with aclosing(items()) as stream:
+                async for item in stream:
+                    if isinstance(item, Output):
+                        self.first_output_ms.setdefault(item.engine, milliseconds_since(self.started))
+                    self.items.add(item)
+        except Exception as error:  # handed to whoever adopts the prefetch
+            self.error = error
         finally:
-            self.pieces.finish()
+            self.items.finish()
 
     def cancel(self) -> None:
         self._task.cancel()
@@ -78,6 +84,8 @@ class LlmPrefetch:
 class Transcript:
     text: str
     ms: int
+    engine: str
+    skipped: tuple = ()  # fallback.Skipped for each ASR engine that failed first
 
 
 @dataclass

@@ -19,7 +19,10 @@ HYSTERESIS = 0.15
 iterator does), so a soft syllable does not open a silence gap."""
 
 TRAILING_KEEP_S = 0.2
-"""Silence kept after the last voiced frame: enough for the ASR to hear the word's end."""
+"""Silence kept after the last voiced frame: enough for the ASR to hear the word's end. With
+speculative ASR the utterance keeps only as much as the speculative pause has (0.12 s by
+default), so that the audio transcribed at the pause is the very audio the utterance ends with:
+8 ms more or less of tail changed Whisper's transcript of 9 of the 19 shared clips."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class Segmenter:
         self.max_segment_s = max_segment_s
         self.noise_flatness = noise_flatness
         self.speculate_after_s = speculate_after_ms / 1000 if 0 < speculate_after_ms < end_silence_ms else None
+        self.trailing_keep_s = min(TRAILING_KEEP_S, self.speculate_after_s or TRAILING_KEEP_S)
         self._paused = False
         self._preroll: deque[np.ndarray] = deque(maxlen=math.ceil(preroll_ms / 1000 / self.frame_s))
         self._frames: list[np.ndarray] = []
@@ -155,7 +159,7 @@ class Segmenter:
 
     def _trimmed(self, audio: np.ndarray) -> np.ndarray:
         """The utterance's audio up to TRAILING_KEEP_S after its last voiced frame."""
-        keep_until = min(self.now, self._last_voiced_end + TRAILING_KEEP_S)
+        keep_until = min(self.now, self._last_voiced_end + self.trailing_keep_s)
         return audio[: len(audio) - round((self.now - keep_until) * SAMPLE_RATE)]
 
     def _close(self) -> SpeechEnded:
@@ -176,8 +180,9 @@ class Segmenter:
 
 
 def segmenter_for(settings: Settings, frame_samples: int, speculative: bool = True) -> Segmenter:
-    """The segmenter the settings describe (`speculative`: also offer pauses for early ASR)."""
-    return Segmenter(
+    """The segmenter the settings describe (`speculative`: also offer pauses for early ASR).
+    Without them it still cuts utterances exactly as the speculative one does."""
+    segmenter = Segmenter(
         frame_samples,
         threshold=settings.vad_threshold,
         preroll_ms=settings.preroll_ms,
@@ -185,5 +190,8 @@ def segmenter_for(settings: Settings, frame_samples: int, speculative: bool = Tr
         end_silence_ms=settings.end_silence_ms,
         max_segment_s=settings.max_segment_s,
         noise_flatness=settings.noise_flatness,
-        speculate_after_ms=settings.speculative_asr_ms if speculative else 0,
+        speculate_after_ms=settings.speculative_asr_ms,
     )
+    if not speculative:
+        segmenter.speculate_after_s = None
+    return segmenter

@@ -2,7 +2,8 @@
 
 Leaving the `async for` early (break, cancellation) asks the thread to stop; it closes the
 iterator in its own thread after the item in hand, which is how a generation is cancelled. The
-consumer waits for that, so an engine is never driven by two threads at once.
+consumer waits for that, so an engine is never driven by two threads at once — unless told not
+to (`wait_on_exit=False`: a cloud client blocked in a read it will time out of by itself).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ T = TypeVar("T")
 _DONE = object()
 
 
-async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]], wait_on_exit: bool = True) -> AsyncIterator[T]:
     loop = asyncio.get_running_loop()
     items: asyncio.Queue = asyncio.Queue()
     stop = threading.Event()
@@ -55,7 +56,8 @@ async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]]) -> AsyncIt
             yield item
     finally:
         stop.set()
-        await _outlast_cancellation(finished)
+        if wait_on_exit:
+            await _outlast_cancellation(finished)
 
 
 async def _outlast_cancellation(finished: asyncio.Future) -> None:
