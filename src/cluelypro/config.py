@@ -124,7 +124,10 @@ class Settings(BaseSettings):
     gemini_model: str = "gemini-2.5-flash"
     gemini_base_url: str | None = None
     cerebras_api_key: SecretStr | None = None
-    cerebras_model: str = "llama3.1-8b"
+    cerebras_model: str = "gpt-oss-120b"
+    cerebras_reasoning_effort: Literal["none", "low", "medium", "high"] | None = Field(
+        "low", description="Cerebras' models reason before the first token of text: keep it short"
+    )
     cerebras_base_url: str | None = None
     compatible_base_url: str | None = Field(None, description="any OpenAI-compatible server: vLLM, Ollama, llama.cpp")
     compatible_model: str = "default"

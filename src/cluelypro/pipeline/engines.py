@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cluelypro.asr.base import SpeechRecognizer
+from cluelypro.cloud import CLOUD_INSTALL_HINT
 from cluelypro.config import Settings
 from cluelypro.llm.base import ThesisLLM
 from cluelypro.packaged import ModelUnavailableError, ProgressCallback
@@ -21,7 +22,6 @@ from cluelypro.tts.base import SpeechSynthesizer
 from cluelypro.vad.engines import SpeechDetector, make_detector
 
 EMBEDDED = {"llm": "local", "asr": "local", "tts": "rhvoice"}
-CLOUD_INSTALL_HINT = "pip install 'cluelypro[cloud]'"
 
 
 class EngineUnavailable(Exception):
@@ -93,7 +93,7 @@ def _cerebras(s: Settings) -> ThesisLLM:
     key = _key(s.cerebras_api_key, "CEREBRAS_API_KEY")
     from cluelypro.llm.cerebras import CerebrasLLM
 
-    return CerebrasLLM(key, s.cerebras_model, s.cerebras_base_url, s.llm_ttft_budget_s)
+    return CerebrasLLM(key, s.cerebras_model, s.cerebras_base_url, s.llm_ttft_budget_s, s.cerebras_reasoning_effort)
 
 
 def _gemini(s: Settings) -> ThesisLLM:
