@@ -77,7 +77,7 @@ build_llama_wheel() {
   LLAMA_WHEELS="$WHEELS/llama-$(echo "$flags" | md5sum | cut -c1-8)"
   mkdir -p "$LLAMA_WHEELS"
   ls "$LLAMA_WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1 && return 0
-  step "building llama-cpp-python $LLAMA_VERSION (once, ~4 min on 2 cores) with$flags"
+  step "building llama-cpp-python $LLAMA_VERSION (once, ~4 min on 2 cores) with $flags"
   CMAKE_ARGS="$flags" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
     "$VENV/bin/pip" wheel --no-cache-dir --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$LLAMA_WHEELS"
 }
