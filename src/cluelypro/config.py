@@ -152,10 +152,15 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown engine {', '.join(unknown) or '(empty chain)'}; choose from {', '.join(known)}")
         return list(dict.fromkeys(chain))
 
+    def api_keys(self) -> dict[str, str | None]:
+        """Each key setting by its variable name, with its value (None when not set)."""
+        keys = {"OPENAI_API_KEY": self.openai_api_key, "GEMINI_API_KEY": self.gemini_api_key,
+                "CEREBRAS_API_KEY": self.cerebras_api_key, "COMPATIBLE_API_KEY": self.compatible_api_key}
+        return {name: (key.get_secret_value() or None) if key is not None else None for name, key in keys.items()}
+
     def secrets(self) -> list[str]:
         """Every key's value, for scrubbing from logs, events and errors."""
-        keys = (self.openai_api_key, self.gemini_api_key, self.cerebras_api_key, self.compatible_api_key)
-        return [key.get_secret_value() for key in keys if key is not None and key.get_secret_value()]
+        return [value for value in self.api_keys().values() if value]
 
     @classmethod
     def settings_customise_sources(

@@ -16,7 +16,6 @@ from cluelypro.cli import console as ui
 from cluelypro.config import SAMPLE_RATE, Settings
 from cluelypro.pipeline.fallback import describe
 
-KEYS = ("OPENAI_API_KEY", "GEMINI_API_KEY", "CEREBRAS_API_KEY", "COMPATIBLE_API_KEY")
 PROBE_QUESTION = "Что такое фотосинтез?"
 EXIT_NOT_USABLE = 2
 
@@ -98,10 +97,8 @@ def _voice_checks(settings: Settings) -> list[Check]:
 
 def _key_checks(settings: Settings) -> list[Check]:
     """Whether each key is set — never its value."""
-    values = {"OPENAI_API_KEY": settings.openai_api_key, "GEMINI_API_KEY": settings.gemini_api_key,
-              "CEREBRAS_API_KEY": settings.cerebras_api_key, "COMPATIBLE_API_KEY": settings.compatible_api_key}
-    checks = [Check("key", name, True, "set") if values[name] is not None and values[name].get_secret_value()
-              else Check("key", name, None, "not set: its engines are skipped") for name in KEYS]
+    checks = [Check("key", name, True, "set") if value else Check("key", name, None, "not set: its engines are skipped")
+              for name, value in settings.api_keys().items()]
     path = settings.google_application_credentials
     if path is None:
         checks.append(Check("key", "GOOGLE_APPLICATION_CREDENTIALS", None, "not set: Google TTS is skipped"))

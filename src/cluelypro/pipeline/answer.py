@@ -225,8 +225,7 @@ class Answer:
                 async with aclosing(chain) as items:
                     async for item in items:
                         if isinstance(item, Skipped):
-                            self._emit("provider_skipped", stage="tts", provider=item.engine, reason=item.reason,
-                                       after_output=item.after_output)
+                            self._emit("provider_skipped", **item.event_fields("tts"))
                             continue
                         if item.engine != voice:
                             voice = item.engine

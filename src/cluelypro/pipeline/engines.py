@@ -115,7 +115,7 @@ def _compatible_llm(s: Settings) -> ThesisLLM:
         raise EngineUnavailable("COMPATIBLE_BASE_URL not set")
     from cluelypro.llm.openai_chat import OpenAIChatLLM
 
-    key = s.compatible_api_key.get_secret_value() if s.compatible_api_key else "none"
+    key = s.compatible_api_key.get_secret_value() if s.compatible_api_key else ""  # many servers need none
     return OpenAIChatLLM(key, s.compatible_model, s.compatible_base_url, s.llm_ttft_budget_s, provider="compatible")
 
 

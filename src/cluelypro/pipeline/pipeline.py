@@ -27,7 +27,7 @@ from cluelypro.llm.thesis_parser import ThesisStreamParser, speakable_head
 from cluelypro.metrics.timeline import Anchor, Clock, Timeline, milliseconds_since
 from cluelypro.pipeline.answer import Answer, AnswerContext
 from cluelypro.pipeline.engines import Engines
-from cluelypro.pipeline.fallback import Output, Skipped, first_answering
+from cluelypro.pipeline.fallback import AllEnginesFailed, Output, Skipped, first_answering
 from cluelypro.pipeline.frames import END, Question, SpeechSegment
 from cluelypro.pipeline.speculation import LlmPrefetch, Speculation, Transcript
 from cluelypro.prompter.filter import QuestionFilter
@@ -85,8 +85,7 @@ class Pipeline:
 
     def _emit_skip(self, stage: str, skip: Skipped, anchor: Anchor, utt: int | None, q: int | None = None) -> None:
         """An engine failed or was too slow: the next engine of the chain is asked the same."""
-        self._emit("provider_skipped", anchor, utt, q, stage=stage, provider=skip.engine, reason=skip.reason,
-                   after_output=skip.after_output)
+        self._emit("provider_skipped", anchor, utt, q, **skip.event_fields(stage))
 
     # --- listen: VAD and segmenter, inline in the capture loop (≈0.15 ms per frame) -------------
 
@@ -223,7 +222,7 @@ class Pipeline:
                         skipped.append(item)
                     else:
                         return Transcript(item.item, milliseconds_since(started), item.engine, tuple(skipped))
-            return Transcript("", milliseconds_since(started), "none", tuple(skipped))
+            raise AllEnginesFailed("asr", skipped)  # not reached: the chain raises it itself
 
     def _messages(self, text: str, commentary: bool) -> list[dict[str, str]]:
         """The thesis request for `text`, with what the other speaker said recently as context."""

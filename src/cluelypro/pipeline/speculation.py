@@ -17,7 +17,6 @@ from typing import Generic, TypeVar
 from cluelypro.metrics.timeline import milliseconds_since
 from cluelypro.pipeline.fallback import Output
 
-
 T = TypeVar("T")
 
 

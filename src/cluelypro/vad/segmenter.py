@@ -94,6 +94,7 @@ class Segmenter:
         max_segment_s: float = 25.0,
         noise_flatness: float = 0.4,
         speculate_after_ms: int = 0,
+        offer_pauses: bool = True,
     ) -> None:
         self.frame_samples = frame_samples
         self.frame_s = frame_samples / SAMPLE_RATE
@@ -102,8 +103,9 @@ class Segmenter:
         self.end_silence_s = end_silence_ms / 1000
         self.max_segment_s = max_segment_s
         self.noise_flatness = noise_flatness
-        self.speculate_after_s = speculate_after_ms / 1000 if 0 < speculate_after_ms < end_silence_ms else None
-        self.trailing_keep_s = min(TRAILING_KEEP_S, self.speculate_after_s or TRAILING_KEEP_S)
+        pause_s = speculate_after_ms / 1000 if 0 < speculate_after_ms < end_silence_ms else None
+        self.trailing_keep_s = min(TRAILING_KEEP_S, pause_s or TRAILING_KEEP_S)
+        self.speculate_after_s = pause_s if offer_pauses else None
         self._paused = False
         self._preroll: deque[np.ndarray] = deque(maxlen=math.ceil(preroll_ms / 1000 / self.frame_s))
         self._frames: list[np.ndarray] = []
@@ -182,7 +184,7 @@ class Segmenter:
 def segmenter_for(settings: Settings, frame_samples: int, speculative: bool = True) -> Segmenter:
     """The segmenter the settings describe (`speculative`: also offer pauses for early ASR).
     Without them it still cuts utterances exactly as the speculative one does."""
-    segmenter = Segmenter(
+    return Segmenter(
         frame_samples,
         threshold=settings.vad_threshold,
         preroll_ms=settings.preroll_ms,
@@ -191,7 +193,5 @@ def segmenter_for(settings: Settings, frame_samples: int, speculative: bool = Tr
         max_segment_s=settings.max_segment_s,
         noise_flatness=settings.noise_flatness,
         speculate_after_ms=settings.speculative_asr_ms,
+        offer_pauses=speculative,
     )
-    if not speculative:
-        segmenter.speculate_after_s = None
-    return segmenter
