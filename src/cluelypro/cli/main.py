@@ -21,7 +21,7 @@ from cluelypro.cli.bench import register_bench_command
 from cluelypro.cli.doctor import register_doctor_command
 from cluelypro.cli.profiles import register_profile_commands
 from cluelypro.config import SAMPLE_RATE, Settings, load_settings
-from cluelypro.metrics.summary import QuestionChain, question_chains
+from cluelypro.metrics.summary import ChainCollector, QuestionChain
 from cluelypro.metrics.timeline import Clock, Timeline
 from cluelypro.packaged import ModelUnavailableError
 from cluelypro.pipeline.engines import Engines, build_engines, load_engines
@@ -78,6 +78,8 @@ class Session:
             check_compatible(self.profile, self.engines.embedder)
         self.timeline = Timeline(events)
         self.timeline.subscribe(ui.print_event)
+        self.chains = ChainCollector()
+        self.timeline.subscribe(self.chains)
         self.startup_s: float | None = None
         self.gate: SpeakerGate | None = None
 
@@ -104,7 +106,7 @@ class Session:
             self.engines.close()
 
     def summarize(self) -> list[QuestionChain]:
-        chains = question_chains(self.timeline.events)
+        chains = self.chains.chains
         ui.print_summary(chains, ui.peak_rss_mb(), self.startup_s)
         return chains
 
@@ -216,7 +218,7 @@ def run(
             session = Session(settings, fast, events)
             session.load()
             _replay(session, audio, output, _input_rate(input))
-            if not session.timeline.of("speech_start"):
+            if not session.chains.speech_heard:
                 ui.console.print(f"no speech found in {input}; check the recording level, or lower VAD_THRESHOLD")
             return 0
         return _run_live(settings, events, parse_device(input_device), parse_device(output_device))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,30 +35,81 @@ class QuestionChain:
         return self.offsets.get("playback_start")
 
 
-def question_chains(events: list[Event]) -> list[QuestionChain]:
-    """One chain per accepted question, with the offsets of its thesis-1 milestones."""
-    speech_end = {record["utt"]: record["t"] for record in events if record["event"] == "speech_end"}
-    chains = {
-        record["q"]: QuestionChain(q=record["q"], utt=record["utt"])
-        for record in events
-        if record["event"] == "question" and record.get("accepted") and record["utt"] in speech_end
-    }
-    by_utt = {chain.utt: chain for chain in chains.values()}
-    for record in events:
+class ChainCollector:
+    """A timeline observer that builds each accepted question's chain as its events arrive, in
+    bounded memory: it keeps the last `keep` chains and only the utterances still in flight."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self.keep = keep
+        self.speech_heard = 0  # speech_start events seen
+        self._speech_end: OrderedDict[int, float] = OrderedDict()  # utt → t, for recent utterances
+        self._early: dict[int, list[Event]] = {}  # an utterance's segment/asr, before its question
+        self._chains: OrderedDict[int, QuestionChain] = OrderedDict()
+        self._by_utt: dict[int, QuestionChain] = {}
+
+    @property
+    def chains(self) -> list[QuestionChain]:
+        return sorted(self._chains.values(), key=lambda chain: chain.q)
+
+    def __call__(self, record: Event) -> None:
+        name, utt = record["event"], record["utt"]
+        if name == "speech_start":
+            self.speech_heard += 1
+        elif name == "speech_end":
+            self._remember(self._speech_end, utt, record["t"])
+        elif name == "question":
+            self._on_question(record)
+            return
+        if record["q"] is not None:
+            chain = self._chains.get(record["q"])
+        else:  # segment and asr happen before the question has an id: find them by utterance
+            chain = self._by_utt.get(utt)
+            if chain is None and name in ("segment", "asr") and utt in self._speech_end:
+                self._early.setdefault(utt, []).append(record)
+                return
+        if chain is not None:
+            self._add(chain, record)
+
+    def _on_question(self, record: Event) -> None:
+        utt, early = record["utt"], self._early.pop(record["utt"], [])
+        if not record.get("accepted") or utt not in self._speech_end:
+            return
+        chain = QuestionChain(q=record["q"], utt=utt)
+        self._remember(self._chains, chain.q, chain)
+        self._by_utt[utt] = chain
+        for earlier in early:
+            self._add(chain, earlier)
+
+    def _add(self, chain: QuestionChain, record: Event) -> None:
         name = record["event"]
-        # segment and asr happen before the question has an id: find them by utterance
-        chain = chains.get(record["q"]) if record["q"] is not None else by_utt.get(record["utt"])
-        if chain is None:
-            continue
         if name == "asr":
             chain.text = record["text"]
         elif name == "thesis":
             chain.theses.append(record["text"])
         elif name == "playback_end" and record.get("index") == 1 and chain.stall is None:
             chain.stall = record.get("stall")
-        if name in dict(MILESTONES) and record.get("index", 1) == 1:
-            chain.offsets.setdefault(name, record["t"] - speech_end[chain.utt])
-    return sorted(chains.values(), key=lambda chain: chain.q)
+        if name in _MILESTONE_NAMES and record.get("index", 1) == 1:
+            chain.offsets.setdefault(name, record["t"] - self._speech_end.get(chain.utt, record["t"]))
+
+    def _remember(self, table: OrderedDict, key: int, value: object) -> None:
+        table[key] = value
+        while len(table) > self.keep:
+            _, dropped = table.popitem(last=False)
+            if isinstance(dropped, QuestionChain):
+                self._by_utt.pop(dropped.utt, None)
+        for stale in [utt for utt in self._early if utt not in self._speech_end]:
+            del self._early[stale]
+
+
+_MILESTONE_NAMES = frozenset(name for name, _ in MILESTONES)
+
+
+def question_chains(events: Iterable[Event]) -> list[QuestionChain]:
+    """One chain per accepted question, with the offsets of its thesis-1 milestones."""
+    collector = ChainCollector()
+    for record in events:
+        collector(record)
+    return collector.chains
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

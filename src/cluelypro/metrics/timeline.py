@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,12 +65,17 @@ class Clock:
         return self.wall_anchor()
 
 
-class Timeline:
-    """Collects events, writes them as JSON lines as they happen, and tells observers. No key
-    ever reaches an event: text fields lose every configured secret."""
+EVENTS_KEPT = 20_000
+"""Events kept in memory (the JSON lines file has them all): hours of conversation stay bounded.
+Whoever needs a figure over the whole run subscribes an observer instead."""
 
-    def __init__(self, jsonl_path: Path | None = None) -> None:
-        self.events: list[Event] = []
+
+class Timeline:
+    """Writes events as JSON lines as they happen, tells observers, and keeps the most recent
+    ones in memory. No key ever reaches an event: text fields lose every configured secret."""
+
+    def __init__(self, jsonl_path: Path | None = None, keep: int = EVENTS_KEPT) -> None:
+        self.events: deque[Event] = deque(maxlen=keep)
         self._observers: list[Observer] = []
         self._file: TextIO | None = None
         if jsonl_path is not None:
@@ -85,7 +91,10 @@ class Timeline:
         self.events.append(record)
         self._write(record)
         for observer in self._observers:
-            observer(record)
+            try:
+                observer(record)
+            except Exception:  # a broken view must not stop the prompter it watches
+                log.exception("an observer of the timeline failed on %s", event)
         return record
 
     def of(self, event: str) -> list[Event]:

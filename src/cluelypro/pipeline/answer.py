@@ -22,10 +22,11 @@ from cluelypro.audio.earpiece import Earpiece
 from cluelypro.config import SAMPLE_RATE, Settings
 from cluelypro.llm.prompts import deepening_messages
 from cluelypro.metrics.timeline import Timeline
-from cluelypro.pipeline.engines import Engines
-from cluelypro.pipeline.fallback import Skipped, first_answering
+from cluelypro.pipeline.fallback import EngineChain, Skipped, describe
 from cluelypro.pipeline.frames import Question
 from cluelypro.pipeline.speculation import GrowingList
+from cluelypro.pipeline.tasks import TaskOwner
+from cluelypro.pipeline.turns import LlmTurns
 from cluelypro.prompter.matcher import ThesisMatcher
 from cluelypro.prompter.plan import PlannedThesis, ThesisPlan
 from cluelypro.tts.normalize import normalize_for_tts
@@ -70,11 +71,12 @@ class AnswerContext:
     """What every answer shares with the pipeline."""
 
     settings: Settings
-    engines: Engines
+    synthesizers: EngineChain
     timeline: Timeline
     earpiece: Earpiece
     matcher: ThesisMatcher
-    stream_theses: Callable[..., AsyncIterator[str]]  # (question, messages, already_said) → theses
+    stream_theses: Callable[..., AsyncIterator[str]]  # (question, messages, already_said, cancellation) → theses
+    turns: LlmTurns
 
 
 class Answer:
@@ -90,14 +92,14 @@ class Answer:
             max_depth=settings.deepening_max_depth,
         )
         self._audio: dict[int, ThesisAudio] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self.tasks = TaskOwner(f"answer-{question.q}")
         self._changed = asyncio.Event()
         self._deepening: asyncio.Task | None = None
         self._head: tuple[int, str] | None = None  # thesis started from its first words, not yet complete
         self._head_partial = ""  # that thesis as far as the model has written it
         self._head_line = 0  # the stream's line it is written on
         self._head_synthesis: asyncio.Task | None = None
-        self.speaker = asyncio.create_task(self._speak(), name=f"answer-{question.q}")
+        self.speaker = self._spawn(self._speak(), "playback")
 
     @property
     def q(self) -> int:
@@ -110,6 +112,14 @@ class Answer:
         q = self.question
         self.context.timeline.emit(event, self.now() if t is None else t, utt=q.utt, q=q.q, **fields)
 
+    def _report_error(self, stage: str, error: BaseException) -> None:
+        log.debug("%s failed for question %s", stage, self.q, exc_info=error)
+        self._emit("error", stage=stage, message=describe(error))
+
+    def _spawn(self, coroutine, stage: str) -> asyncio.Task:
+        """A task of this answer: cancelled with it; a failure is reported as an error of `stage`."""
+        return self.tasks.spawn(coroutine, on_failure=lambda error: self._report_error(stage, error))
+
     # --- events from the pipeline ----------------------------------------------------------------
 
     def start_early(self, head: str, line: int) -> None:
@@ -120,7 +130,7 @@ class Answer:
         self._head = (thesis.index, head)
         self._head_partial, self._head_line = head, line
         self._audio[thesis.index] = ThesisAudio()
-        self._head_synthesis = self._spawn(self._synthesize(head, thesis.index, self._audio[thesis.index], finish=False))
+        self._head_synthesis = self._spawn(self._synthesize(head, thesis.index, self._audio[thesis.index], finish=False), "tts")
         self._changed.set()
 
     def early_progress(self, partial: str, lines_done: int) -> None:
@@ -155,7 +165,7 @@ class Answer:
         thesis = self.plan.revise(index, spoken)
         self._emit("thesis", index=index, text=thesis.text, depth=thesis.depth)
         rest = " ".join(spoken.split()[len(head.split()):])
-        self._spawn(self._synthesize(rest, index, self._audio[index], after=self._head_synthesis))
+        self._spawn(self._synthesize(rest, index, self._audio[index], after=self._head_synthesis), "tts")
         self._changed.set()
         return thesis if continues or text is None else self.add_thesis(text)
 
@@ -185,13 +195,21 @@ class Answer:
         self.plan.wind_down()
         self._changed.set()
 
+    def resume(self) -> None:
+        """A newer question got no answer: this one keeps the LLM and may deepen again."""
+        self._changed.set()
+
     def cancel(self) -> None:
-        for task in [self.speaker, self._deepening, *self._tasks]:
-            if task is not None:
-                task.cancel()
+        self.tasks.cancel()
 
     async def finished(self) -> None:
+        """Wait until everything planned has been said (a failure was already reported)."""
         await asyncio.gather(self.speaker, return_exceptions=True)
+        await self.tasks.aclose()
+
+    async def closed(self) -> None:
+        """Wait until every task of a cancelled answer has ended."""
+        await self.tasks.aclose()
 
     # --- synthesis ahead of playback -------------------------------------------------------------
 
@@ -199,30 +217,22 @@ class Answer:
         for thesis in self.plan.upcoming(SYNTHESIZE_AHEAD):
             if thesis.index not in self._audio:
                 self._audio[thesis.index] = ThesisAudio()
-                self._spawn(self._synthesize(thesis.text, thesis.index, self._audio[thesis.index]))
-
-    def _spawn(self, coroutine) -> asyncio.Task:
-        task = asyncio.create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+                self._spawn(self._synthesize(thesis.text, thesis.index, self._audio[thesis.index]), "tts")
 
     async def _synthesize(
         self, text: str, index: int, audio: ThesisAudio, finish: bool = True, after: asyncio.Task | None = None
     ) -> None:
         """Synthesise `text` onto the end of `audio` (after the task `after`, whose audio comes
         first) with the first TTS engine of the chain that answers."""
-        if after is not None:
-            await asyncio.wait([after])
-        settings, synthesizers = self.context.settings, self.context.engines.synthesizers
-        spoken = normalize_for_tts(text, settings.asr_language)
-        rates = {engine.name: engine.sample_rate for engine in synthesizers}
         voice, resampler = None, None
         try:
+            if after is not None:
+                await asyncio.wait([after])
+            chain = self.context.synthesizers
+            spoken = normalize_for_tts(text, self.context.settings.asr_language)
+            rates = {engine.name: engine.sample_rate for engine in chain.engines}
             if spoken:
-                chain = first_answering("tts", synthesizers, lambda engine: engine.synthesize(spoken),
-                                        settings.tts_first_audio_budget_s)
-                async with aclosing(chain) as items:
+                async with aclosing(chain.stream(lambda engine: engine.synthesize(spoken))) as items:
                     async for item in items:
                         if isinstance(item, Skipped):
                             self._emit("provider_skipped", **item.event_fields("tts"))
@@ -235,9 +245,8 @@ class Answer:
                         audio.add(resampler.resample_chunk(item.item))
                 if resampler is not None:
                     audio.add(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
-        except Exception as error:
-            log.exception("TTS failed")
-            self._emit("error", stage="tts", message=str(error))
+        except Exception as error:  # this thesis stays silent; the others are still spoken
+            self._report_error("tts", error)
         finally:
             if finish:
                 audio.finish()
@@ -260,7 +269,7 @@ class Answer:
         self._changed.clear()
         try:
             await asyncio.wait_for(self._changed.wait(), timeout=seconds)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin TimeoutError on Python 3.10
             pass
 
     async def _play(self, thesis: PlannedThesis) -> float:
@@ -284,15 +293,30 @@ class Answer:
     # --- deepening -------------------------------------------------------------------------------
 
     def _deepen_if_needed(self) -> None:
-        if self._deepening is None or self._deepening.done():
-            if self.plan.needs_deepening():
-                self._deepening = asyncio.create_task(self._deepen(self.plan.depth))
+        """Deepen when the plan is about to run out, unless a newer question waits for the LLM."""
+        if self._deepening is not None and not self._deepening.done():
+            return
+        if not self.context.turns.newer_waiting(self.q) and self.plan.needs_deepening():
+            self._deepening = self._spawn(self._deepen(), "llm")
 
-    async def _deepen(self, depth: int) -> None:
+    async def _deepen(self) -> None:
         said = [thesis.text for thesis in self.plan.theses]
         messages = deepening_messages(self.question.text, said)
-        try:
-            async for text in self.context.stream_theses(self.question, messages, said):
-                self.add_thesis(text)
-        finally:
-            self.round_done()
+        with self.context.turns.deepening(self.q) as cancellation:
+            cut = True  # also when this task is cancelled with the answer
+            try:
+                theses = self.context.stream_theses(self.question, messages, said, cancellation)
+                async with aclosing(theses) as stream:
+                    async for text in stream:
+                        self.add_thesis(text)
+                cut = cancellation.cancelled
+            except Exception:
+                cut = False  # every engine failed: an empty round, so no endless retrying
+                raise
+            finally:
+                self.complete_early()
+                if cut:
+                    self.plan.round_cut()
+                else:
+                    self.plan.round_done()
+                self._changed.set()

@@ -2,15 +2,17 @@
 
 Every frame after the segmenter carries its chain's `Anchor`, so any stage can stamp events on
 the input timeline, and every frame after the question filter carries the question id `q`, which
-each hand-over checks so that nothing made for an old question reaches a newer one.
+each hand-over checks so that nothing made for an old question reaches a newer one. Its
+`cancellation` is set when a newer question takes the LLM's turn (pipeline/turns.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cluelypro.metrics.timeline import Anchor
 from cluelypro.pipeline.speculation import LlmPrefetch, Speculation
+from cluelypro.pipeline.turns import Cancellation
 from cluelypro.vad.segmenter import Utterance
 
 
@@ -29,6 +31,7 @@ class Question:
     anchor: Anchor
     commentary: bool = False  # a statement answered with facts (COMMENTARY_MODE)
     prefetch: LlmPrefetch | None = None  # its answer, already started on the pause
+    cancellation: Cancellation = field(default_factory=Cancellation)  # a newer question took its turn
 
 
 END = None

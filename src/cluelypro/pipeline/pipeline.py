@@ -3,9 +3,12 @@
     audio ─► listen (VAD + segmenter) ─► transcribe (speaker gate, ASR, question filter)
           ─► generate (LLM, streamed theses) ─► Answer: plan, TTS ahead, earpiece, deepening
 
-Stages are tasks joined by bounded queues; engine calls run in threads. A question becomes the
+Stages are tasks joined by bounded queues; engine calls run in threads, through fallback chains
+whose engines rest after a failure and whose last engine has a watchdog. A question becomes the
 current one when its first thesis is complete — only then does it interrupt the previous answer
 (6B) — and the old `Answer` is cancelled whole, so nothing made for it reaches the new plan.
+Every task has an owner: a failure anywhere becomes an `error` event and a console line, and the
+next question is still answered.
 """
 
 from __future__ import annotations
@@ -27,15 +30,31 @@ from cluelypro.llm.thesis_parser import ThesisStreamParser, speakable_head
 from cluelypro.metrics.timeline import Anchor, Clock, Timeline, milliseconds_since
 from cluelypro.pipeline.answer import Answer, AnswerContext
 from cluelypro.pipeline.engines import Engines
-from cluelypro.pipeline.fallback import AllEnginesFailed, Output, Skipped, first_answering
+from cluelypro.pipeline.fallback import AllEnginesFailed, ChainPolicy, EngineChain, Output, Skipped, describe
 from cluelypro.pipeline.frames import END, Question, SpeechSegment
-from cluelypro.pipeline.speculation import LlmPrefetch, Speculation, Transcript
+from cluelypro.pipeline.speculation import Heard, LlmPrefetch, Speculation, Transcript
+from cluelypro.pipeline.tasks import TaskOwner
+from cluelypro.pipeline.turns import Cancellation, LlmTurns
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.prompter.matcher import ThesisMatcher
 from cluelypro.speaker.enroll import SpeakerGate
 from cluelypro.vad.segmenter import SegmenterEvent, SpeechEnded, SpeechPaused, SpeechStarted, segmenter_for
 
 log = logging.getLogger(__name__)
+
+
+class StageChains:
+    """The fallback chain of each engine stage, with the settings' budgets, watchdog and rests."""
+
+    def __init__(self, settings: Settings, engines: Engines) -> None:
+        def policy(budget_s: float, empty_is_failure: bool) -> ChainPolicy:
+            watchdog = settings.engine_watchdog_s
+            return ChainPolicy(budget_s, watchdog, settings.provider_cooldown_s, settings.provider_max_cooldown_s,
+                               empty_is_failure, exit_wait_s=min(ChainPolicy.exit_wait_s, watchdog))
+
+        self.asr = EngineChain("asr", engines.recognizers, policy(settings.asr_timeout_s, False))
+        self.llm = EngineChain("llm", engines.llms, policy(settings.llm_ttft_budget_s, True))
+        self.tts = EngineChain("tts", engines.synthesizers, policy(settings.tts_first_audio_budget_s, True))
 
 
 class Pipeline:
@@ -59,14 +78,18 @@ class Pipeline:
         self._segments: asyncio.Queue[SpeechSegment | None] = asyncio.Queue(size)
         self._questions: asyncio.Queue[Question | None] = asyncio.Queue(size)
         self._next_q = 1
-        self._heard: deque[tuple[float, str]] = deque()  # (end time, text) of the other speaker
+        self._heard: deque[tuple[float, str]] = deque()  # (end time, text) of the other speaker, within the context window
         self.filter = QuestionFilter(settings.question_filter_mode, commentary=settings.commentary_mode)
+        self.chains = StageChains(settings, engines)
+        self.turns = LlmTurns(newer_question_cuts_answers=not clock.fast)
+        self.tasks = TaskOwner("pipeline")
         self.answer: Answer | None = None
         self._answer_context = AnswerContext(
-            settings, engines, timeline, earpiece, ThesisMatcher(), self._stream_theses
+            settings, self.chains.tts, timeline, earpiece, ThesisMatcher(), self._stream_theses, self.turns
         )
         self._asr_lock = asyncio.Lock()  # the recogniser serves one call at a time
         self._speculation: Speculation | None = None  # on the current utterance's last pause
+        self._detector_failing = False
 
     async def run(self, source: AsyncIterator[np.ndarray]) -> None:
         """Process `source` to its end (or until cancelled), then let every answer finish."""
@@ -79,6 +102,10 @@ class Pipeline:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.answer is not None:
+                self.answer.cancel()
+                await self.answer.closed()
+            await self.tasks.aclose()
 
     def _emit(self, event: str, anchor: Anchor, utt: int | None, q: int | None = None, **fields: Any) -> None:
         self.timeline.emit(event, anchor.now(), utt=utt, q=q, **fields)
@@ -87,11 +114,16 @@ class Pipeline:
         """An engine failed or was too slow: the next engine of the chain is asked the same."""
         self._emit("provider_skipped", anchor, utt, q, **skip.event_fields(stage))
 
+    def _report_error(self, stage: str, error: BaseException, anchor: Anchor, utt: int | None, q: int | None = None) -> None:
+        """A failure the user must see: an `error` event (the console prints it); the traceback
+        goes to the debug log."""
+        log.debug("%s failed", stage, exc_info=error)
+        self._emit("error", anchor, utt, q, stage=stage, message=describe(error))
+
     # --- listen: VAD and segmenter, inline in the capture loop (≈0.15 ms per frame) -------------
 
     async def _listen(self, source: AsyncIterator[np.ndarray]) -> None:
-        detector = self.engines.detector
-        size = detector.frame_samples
+        size = self.engines.detector.frame_samples
         pending = np.zeros(0, dtype=np.float32)
         silence = np.zeros(size, dtype=np.float32)
         async for block in source:
@@ -99,10 +131,22 @@ class Pipeline:
             consumed = len(pending) - len(pending) % size
             for start in range(0, consumed, size):
                 frame = silence if self._hearing_itself() else pending[start : start + size]
-                await self._on_vad(self.segmenter.push(frame, detector.speech_probability(frame)))
+                await self._on_vad(self.segmenter.push(frame, self._speech_probability(frame)))
             pending = pending[consumed:]
         await self._on_vad(self.segmenter.flush())
         await self._segments.put(END)
+
+    def _speech_probability(self, frame: np.ndarray) -> float:
+        """The detector's verdict; a failing detector hears silence, reported once per failure spell."""
+        try:
+            probability = self.engines.detector.speech_probability(frame)
+        except Exception as error:
+            if not self._detector_failing:
+                self._report_error("vad", error, self.clock.anchor_for_speech_end(self.segmenter.now), None)
+            self._detector_failing = True
+            return 0.0
+        self._detector_failing = False
+        return probability
 
     def _hearing_itself(self) -> bool:
         """Without headphones the microphone hears the prompter: mute it while it speaks."""
@@ -118,13 +162,18 @@ class Pipeline:
                 if self._speculation is not None:
                     self._speculation.drop()  # the speaker went on after the earlier pause
                 self._speculation = Speculation(event.utt, event.end)
-                self._speculation.task = asyncio.create_task(self._speculate(self._speculation, event.audio))
+                self._speculation.task = self.tasks.spawn(
+                    self._hear(event.audio, self._speculation), on_failure=_speculation_failed, name="speculation"
+                )
             elif isinstance(event, SpeechEnded):
                 self.timeline.emit("speech_end", event.end, utt=event.utt, duration=round(event.duration, 3))
                 if event.utterance is not None:
                     anchor = self.clock.anchor_for_speech_end(event.end)
                     self._emit("segment", anchor, event.utt)
                     await self._hand_to_asr(SpeechSegment(event.utterance, anchor, self._speculated(event)))
+                elif self._speculation is not None and self._speculation.utt == event.utt:
+                    self._speculation.drop()
+                    self._speculation = None
 
     def _speculated(self, ended: SpeechEnded) -> Speculation | None:
         """The speculation started on this utterance's final pause, if there was one."""
@@ -135,49 +184,50 @@ class Pipeline:
             speculation.drop()
         return None
 
-    async def _speculate(self, speculation: Speculation, audio: np.ndarray) -> Transcript:
-        transcript = await self._run_asr(audio)
-        if speculation.dropped or not transcript.text or not self.settings.speculative_llm:
-            return transcript
-        accepted, reason = self.filter.decide(transcript.text)
-        if accepted:
-            messages = self._messages(transcript.text, commentary=reason == "commentary")
-            speculation.prefetch = LlmPrefetch(transcript.text, lambda: self._llm_items(messages))
-        return transcript
-
     async def _hand_to_asr(self, segment: SpeechSegment) -> None:
         if self.clock.fast:  # a file has no real time to keep: wait for the ASR
             await self._segments.put(segment)
             return
         if self._segments.full():  # live capture never waits: drop the oldest utterance
             dropped = self._segments.get_nowait()
+            if dropped.speculation is not None:
+                dropped.speculation.drop()
             self._emit("error", segment.anchor, dropped.utterance.utt, stage="asr",
                        message="ASR fell behind; utterance dropped")
         self._segments.put_nowait(segment)
 
-    # --- transcribe ------------------------------------------------------------------------------
+    # --- transcribe: speaker gate first, then ASR, then the question filter ---------------------
+
+    async def _hear(self, audio: np.ndarray, speculation: Speculation | None = None) -> Heard:
+        """Whose voice, then — only if someone needs it — what was said. On a pause
+        (`speculation`), a question from the other speaker also starts its answer."""
+        role, score = await self._speaker_role(audio)
+        if role == "own" and self.settings.advance_policy != "until-said":
+            return Heard(role, score, None)  # own speech never asks: nothing to transcribe
+        transcript = await self._run_asr(audio)
+        if speculation is not None and role == "other" and transcript.text and self.settings.speculative_llm:
+            accepted, reason = self.filter.decide(transcript.text)
+            if accepted:
+                messages = self._messages(transcript.text, commentary=reason == "commentary")
+                speculation.prefetch = LlmPrefetch(transcript.text, lambda: self._llm_items(messages), self.tasks)
+        return Heard(role, score, transcript)
 
     async def _transcribe(self) -> None:
         while (segment := await self._segments.get()) is not END:
             try:
                 await self._transcribe_one(segment)
             except Exception as error:  # one bad utterance must not stop the prompter
-                log.exception("ASR failed")
-                self._emit("error", segment.anchor, segment.utterance.utt, stage="asr", message=str(error))
+                self._report_error("asr", error, segment.anchor, segment.utterance.utt)
         await self._questions.put(END)
 
     async def _transcribe_one(self, segment: SpeechSegment) -> None:
-        utterance, anchor = segment.utterance, segment.anchor
-        role, score = await self._speaker_role(utterance.audio)
-        self._emit("speaker", anchor, utterance.utt, role=role, score=score)
-        if role == "own" and self.settings.advance_policy != "until-said":
-            return  # own speech never asks; it is only transcribed to track the theses
-        text = await self._recognize(segment)
-        speculation = segment.speculation
-        prefetch = speculation.prefetch if speculation is not None else None
-        if role == "own":
-            if speculation is not None:
-                speculation.drop()
+        utterance, anchor, speculation = segment.utterance, segment.anchor, segment.speculation
+        heard = await (speculation.task if speculation is not None else self._hear(utterance.audio))
+        self._emit("speaker", anchor, utterance.utt, role=heard.role, score=heard.score)
+        if heard.transcript is None:
+            return
+        text = self._recognized(segment, heard.transcript)
+        if heard.role == "own":
             if text and self.answer is not None:
                 self.answer.user_said(text)
             return
@@ -185,25 +235,37 @@ class Pipeline:
         q = self._next_q if accepted else None
         self._emit("question", anchor, utterance.utt, q, accepted=accepted, reason=reason)
         if text:
-            self._heard.append((utterance.end, text))
+            self._remember_heard(utterance.end, text)
+        prefetch = speculation.prefetch if speculation is not None else None
         if not accepted or prefetch is None or prefetch.text != text:
-            if speculation is not None:
-                speculation.drop()
+            if prefetch is not None:
+                prefetch.cancel()
             prefetch = None
         if accepted:
             self._next_q += 1
-            question = Question(q, utterance.utt, text, anchor, commentary=reason == "commentary", prefetch=prefetch)
+            question = Question(q, utterance.utt, text, anchor, commentary=reason == "commentary", prefetch=prefetch,
+                                cancellation=self.turns.accepted(q))
             await self._questions.put(question)
 
     async def _speaker_role(self, audio: np.ndarray) -> tuple[str, float | None]:
+        """The gate's verdict (≈40 ms); a failing or hung gate counts the voice as the other
+        speaker's (better a needless answer than a missed question) and is reported."""
         if self.gate is None or not self.gate.enabled:
             return "other", None
-        role, score = await asyncio.to_thread(self.gate.role, audio)
+        limit = self.settings.engine_watchdog_s
+        try:
+            role, score = await asyncio.wait_for(asyncio.to_thread(self.gate.role, audio), limit)
+        except asyncio.TimeoutError:
+            return self._gate_failed(TimeoutError(f"the speaker gate gave no verdict within {limit:g} s"))
+        except Exception as error:
+            return self._gate_failed(error)
         return role, None if score is None else round(score, 4)
 
-    async def _recognize(self, segment: SpeechSegment) -> str:
-        speculation = segment.speculation
-        transcript = await (speculation.task if speculation else self._run_asr(segment.utterance.audio))
+    def _gate_failed(self, error: BaseException) -> tuple[str, None]:
+        self._report_error("speaker", error, self.clock.anchor_for_speech_end(self.segmenter.now), None)
+        return "other", None
+
+    def _recognized(self, segment: SpeechSegment, transcript: Transcript) -> str:
         for skip in transcript.skipped:
             self._emit_skip("asr", skip, segment.anchor, segment.utterance.utt)
         self._emit("asr", segment.anchor, segment.utterance.utt, text=transcript.text,
@@ -214,8 +276,7 @@ class Pipeline:
         """The first answer of the ASR chain (the recogniser serves one call at a time)."""
         async with self._asr_lock:
             started, skipped = time.monotonic(), []
-            chain = first_answering("asr", self.engines.recognizers, lambda engine: iter((engine.transcribe(audio),)),
-                                    self.settings.asr_timeout_s)
+            chain = self.chains.asr.stream(lambda engine: iter((engine.transcribe(audio),)))
             async with aclosing(chain) as items:
                 async for item in items:
                     if isinstance(item, Skipped):
@@ -224,10 +285,14 @@ class Pipeline:
                         return Transcript(item.item, milliseconds_since(started), item.engine, tuple(skipped))
             raise AllEnginesFailed("asr", skipped)  # not reached: the chain raises it itself
 
+    def _remember_heard(self, end: float, text: str) -> None:
+        self._heard.append((end, text))
+        while self._heard and self._heard[0][0] < end - self.settings.context_window_s:
+            self._heard.popleft()
+
     def _messages(self, text: str, commentary: bool) -> list[dict[str, str]]:
         """The thesis request for `text`, with what the other speaker said recently as context."""
-        horizon = (self._heard[-1][0] if self._heard else 0.0) - self.settings.context_window_s
-        context = " ".join(said for end, said in self._heard if end >= horizon and said != text)
+        context = " ".join(said for _, said in self._heard if said != text)
         return thesis_messages(text, context, self.settings.asr_language, commentary)
 
     # --- generate --------------------------------------------------------------------------------
@@ -237,8 +302,7 @@ class Pipeline:
             try:
                 await self._answer(question)
             except Exception as error:
-                log.exception("LLM failed")
-                self._emit("error", question.anchor, question.utt, question.q, stage="llm", message=str(error))
+                self._report_error("llm", error, question.anchor, question.utt, question.q)
         if self.answer is not None:  # the input has ended: let the last answer finish
             self.answer.wind_down()
             await self.answer.finished()
@@ -262,19 +326,23 @@ class Pipeline:
                 answer.early_progress(parser.numbered_partial(), parser.lines_done)
 
         try:
-            async with aclosing(self._stream_theses(question, messages, [], start_early)) as theses:
-                async for text in theses:
+            theses = self._stream_theses(question, messages, [], question.cancellation, start_early)
+            async with aclosing(theses) as stream:
+                async for text in stream:
                     if answer is None:
                         answer = self._take_over(question, lambda new: new.add_thesis(text))
                     else:
                         answer.add_thesis(text)
         finally:
+            self.turns.answered(question.q)
             if question.prefetch is not None:
                 question.prefetch.cancel()  # a newer question took over: stop generating
+            if answer is not None:  # also when the stream failed: what was written stands
+                answer.round_done()
+            elif self.answer is not None:
+                self.answer.resume()  # no answer here: the current one may deepen again
         if answer is None:
             log.info("no theses for %r (small talk, or the model found nothing to say)", question.text)
-        else:
-            answer.round_done()
 
     def _take_over(self, question: Question, begin: Callable[[Answer], object]) -> Answer:
         """The question has a non-empty answer: it replaces the previous one (6B)."""
@@ -282,6 +350,7 @@ class Pipeline:
         begin(self.answer)
         if old is not None:
             old.cancel()
+            self.tasks.spawn(old.closed(), on_failure=lambda error: None, name=f"close-answer-{old.q}")
             self.earpiece.stop()
             if not old.plan.finished:
                 self._emit("interrupted", question.anchor, question.utt, question.q, old_q=old.q, new_q=question.q)
@@ -292,11 +361,13 @@ class Pipeline:
         question: Question,
         messages: list[dict[str, str]],
         already_said: list[str],
+        cancellation: Cancellation,
         watch: Callable[[ThesisStreamParser], None] | None = None,
     ) -> AsyncIterator[str]:
-        """Theses as they complete in the LLM chain's stream; stops early when a newer question
-        waits. `watch` sees the parser after every piece (to start speaking a thesis early), and
-        a new parser when an engine fails mid-answer and the next one starts it again."""
+        """Theses as they complete in the LLM chain's stream; stops early once `cancellation` is
+        set (a newer question takes the LLM's turn). `watch` sees the parser after every piece
+        (to start speaking a thesis early), and a new parser when an engine fails mid-answer and
+        the next one starts it again."""
         parser, given = ThesisStreamParser(already_said), list(already_said)
         prefetch = question.prefetch if not already_said else None
         started = prefetch.started if prefetch else time.monotonic()
@@ -304,6 +375,8 @@ class Pipeline:
         items = prefetch.items.stream() if prefetch else self._llm_items(messages)
         async with aclosing(items) as stream:
             async for item in stream:
+                if cancellation.cancelled:
+                    return
                 if isinstance(item, Skipped):
                     self._emit_skip("llm", item, question.anchor, question.utt, question.q)
                     if item.after_output:  # its partial text is void; the next engine starts over
@@ -321,15 +394,20 @@ class Pipeline:
                     yield thesis
                 if watch is not None:
                     watch(parser)
-                if self._next_q - 1 > question.q:
-                    return
         if prefetch is not None and prefetch.error is not None:
             raise prefetch.error
+        if cancellation.cancelled:
+            return
         for thesis in parser.finish():
             yield thesis
 
     def _llm_items(self, messages: list[dict[str, str]]) -> AsyncIterator[Output[str] | Skipped]:
         """The LLM chain's text as it is generated, and its hand-overs. The embedded engine runs
         one generation at a time on its own thread: answers and deepening take turns there."""
-        return first_answering("llm", self.engines.llms, lambda llm: llm.stream(messages, self.settings.llm_max_tokens),
-                               self.settings.llm_ttft_budget_s)
+        return self.chains.llm.stream(lambda llm: llm.stream(messages, self.settings.llm_max_tokens))
+
+
+def _speculation_failed(error: BaseException) -> None:
+    """A speculation that fails is reported when its utterance adopts it (awaiting it raises
+    there); a dropped one only leaves a log line — its audio is transcribed again in full."""
+    log.warning("speculative work on a pause failed: %s", describe(error))

@@ -1,8 +1,11 @@
 """Work started on a pause in speech, before END_SILENCE_MS confirms that the utterance is over.
 
-At a short pause (SPECULATIVE_ASR_MS) the utterance is transcribed and, if it is a question, the
-LLM starts answering it. When the silence window closes on the same utterance the pipeline adopts
-both; if the speaker goes on, the speculation is dropped and its LLM stream is cancelled.
+At a short pause (SPECULATIVE_ASR_MS) the speaker gate decides whose voice it is (≈40 ms); only
+then is the utterance transcribed (the other speaker's always, the user's own only when the
+until-said policy needs it) and, if the other speaker asked a question, the LLM starts answering
+it. Own speech never reaches an LLM. When the silence window closes on the same utterance the
+pipeline adopts the speculation; if the speaker goes on, it is dropped: its ASR and LLM work are
+cancelled (a local generation stops within one token, a cloud stream is closed).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Generic, TypeVar
 
 from cluelypro.metrics.timeline import milliseconds_since
 from cluelypro.pipeline.fallback import Output
+from cluelypro.pipeline.tasks import TaskOwner
 
 T = TypeVar("T")
 
@@ -53,13 +57,13 @@ class LlmPrefetch:
     """An LLM answer to `text`, running ahead of its question; adopted, or cancelled. Its items
     are what the LLM chain yields (text pieces and hand-overs); `error` is why it ended early."""
 
-    def __init__(self, text: str, items: Callable[[], AsyncIterator[object]]) -> None:
+    def __init__(self, text: str, items: Callable[[], AsyncIterator[object]], owner: TaskOwner) -> None:
         self.text = text
         self.started = time.monotonic()
         self.items: GrowingList[object] = GrowingList()
         self.error: Exception | None = None
         self.first_output_ms: dict[str, int] = {}  # engine → its time to first token
-        self._task = asyncio.create_task(self._collect(items))
+        self._task = owner.spawn(self._collect(items), on_failure=_never_raised, name="llm-prefetch")
 
     async def _collect(self, items: Callable[[], AsyncIterator[object]]) -> None:
         try:
@@ -79,6 +83,10 @@ class LlmPrefetch:
         self._task.cancel()
 
 
+def _never_raised(error: BaseException) -> None:
+    raise AssertionError("LlmPrefetch._collect keeps its errors") from error
+
+
 @dataclass(frozen=True)
 class Transcript:
     text: str
@@ -87,16 +95,27 @@ class Transcript:
     skipped: tuple = ()  # fallback.Skipped for each ASR engine that failed first
 
 
+@dataclass(frozen=True)
+class Heard:
+    """What the speaker gate and the recogniser made of an utterance."""
+
+    role: str  # "own" or "other"
+    score: float | None
+    transcript: Transcript | None  # None: own speech that the advance policy does not need
+
+
 @dataclass
 class Speculation:
     utt: int
     end: float
-    task: asyncio.Task[Transcript] | None = None
+    task: asyncio.Task[Heard] | None = None
     prefetch: LlmPrefetch | None = None
     dropped: bool = False
 
     def drop(self) -> None:
-        """The guess was wrong (or not needed): stop the LLM. A running ASR call finishes alone."""
+        """The guess was wrong (or not needed): cancel its gate, ASR and LLM work."""
         self.dropped = True
+        if self.task is not None:
+            self.task.cancel()
         if self.prefetch is not None:
             self.prefetch.cancel()

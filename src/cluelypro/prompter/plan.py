@@ -10,7 +10,7 @@ sleeps, reads a clock or touches an engine.
 Rounds: round 0 is the answer itself, open from the start; the pipeline closes it with
 `round_done()` when the LLM stream ends. Deepening round d (1 ≤ d ≤ max_depth) opens when
 `needs_deepening()` returns True and closes with `round_done()`; a round that added nothing new
-ends the deepening.
+ends the deepening. A round cut short (`round_cut()`, a newer question took the LLM) does not.
 """
 
 from __future__ import annotations
@@ -152,6 +152,15 @@ class ThesisPlan:
         self._round_open = False
         if self._round_added == 0:
             self._exhausted = True
+
+    def round_cut(self) -> None:
+        """The open round was cut before it ended (a newer question took the LLM): unlike an
+        empty round it does not end the deepening; a round that gave nothing did not happen."""
+        if not self._round_open:
+            return
+        self._round_open = False
+        if self._round_added == 0 and self.depth > 0:
+            self.depth -= 1
 
     def wind_down(self) -> None:
         """No more deepening, and each thesis left is said once more at most (the input ended)."""
