@@ -10,7 +10,17 @@ import time
 import pytest
 
 from cluelypro import secrets
-from cluelypro.pipeline.fallback import AllEnginesFailed, Output, Skipped, first_answering
+from cluelypro.pipeline.fallback import (
+    COOLING_DOWN,
+    EMPTY,
+    AllEnginesFailed,
+    Breaker,
+    ChainPolicy,
+    EngineChain,
+    Output,
+    Skipped,
+    first_answering,
+)
 
 
 class Engine:
@@ -85,3 +95,95 @@ def test_reasons_never_carry_a_key() -> None:
 
     items = collect([Leaky("leaky"), Engine("two")])
     assert "sk-test" not in items[0].reason and "***" in items[0].reason
+
+
+# --- circuit breaker and watchdog (issue 9: F5, F7) ----------------------------------------------
+
+
+def chain(engines, **policy) -> EngineChain:
+    return EngineChain("tts", engines, ChainPolicy(**{"budget_s": 0.3, **policy}))
+
+
+def run_calls(engine_chain: EngineChain, calls: int, concurrent: bool = False) -> list[list]:
+    async def one() -> list:
+        items = []
+        try:
+            async for item in engine_chain.stream(lambda e: e.stream()):
+                items.append(item)
+        except AllEnginesFailed as error:
+            items.append(error)
+        return items
+
+    async def run() -> list[list]:
+        if concurrent:
+            return list(await asyncio.gather(*(one() for _ in range(calls))))
+        return [await one() for _ in range(calls)]
+
+    return asyncio.run(run())
+
+
+def test_a_failed_engine_is_rested_with_one_cooling_down_per_cool_down() -> None:
+    broken, healthy = Engine("broken", fail="before"), Engine("healthy")
+    results = run_calls(chain([broken, healthy]), 4)
+    assert results[0][0] == Skipped("broken", "ConnectionError: broken refused")
+    assert results[1][0] == Skipped("broken", COOLING_DOWN)
+    assert all(isinstance(first, Output) for first, *_ in results[2:]), "later calls skip it silently"
+
+
+def test_calls_in_flight_hand_over_at_once_when_the_engine_fails_elsewhere() -> None:
+    slow, healthy = Engine("slow", delay=5.0), Engine("healthy")
+    started = time.monotonic()
+    results = run_calls(chain([slow, healthy], budget_s=0.5), 3, concurrent=True)
+    assert time.monotonic() - started < 2.0, "one budget was paid, not three in a row"
+    reasons = [items[0].reason for items in results]
+    assert reasons.count("no output within 0.5 s") >= 1 and all(isinstance(items[-1], Output) for items in results)
+
+
+def test_the_cool_down_doubles_with_each_failure_in_a_row_and_resets_on_success() -> None:
+    now = [0.0]
+    breaker = Breaker(30, 300, clock=lambda: now[0])
+    rests = []
+    for _ in range(6):
+        breaker.failed()
+        while breaker.open:
+            now[0] += 1
+        rests.append(now[0])
+        now[0] += 0.5
+    assert [b - a for a, b in zip([0.0, *[r + 0.5 for r in rests]], rests)][:5] == [30, 60, 120, 240, 300]
+    breaker.succeeded()
+    breaker.failed()
+    started = now[0]
+    while breaker.open:
+        now[0] += 1
+    assert now[0] - started == 30
+
+
+def test_the_last_engine_is_never_rested() -> None:
+    only = Engine("only", fail="before")
+    results = run_calls(chain([only]), 3)
+    assert all(isinstance(items[-1], AllEnginesFailed) and "refused" in str(items[-1]) for items in results)
+
+
+def test_a_hung_last_engine_is_dropped_by_the_watchdog() -> None:
+    hung = Engine("hung", delay=3.0, remote=False)
+    started = time.monotonic()
+    (items,) = run_calls(chain([hung], watchdog_s=0.3, exit_wait_s=0.2), 1)
+    assert isinstance(items[-1], AllEnginesFailed) and "no output for 0.3 s (hung)" in str(items[-1])
+    assert time.monotonic() - started < 2.0, "the hung local thread was given up on"
+
+
+def test_a_local_engine_given_up_on_is_not_driven_by_a_second_thread() -> None:
+    hung = Engine("hung", delay=1.0, remote=False)
+    engine_chain = chain([hung], watchdog_s=0.2, exit_wait_s=0.1)
+    first, second = run_calls(engine_chain, 2)
+    assert isinstance(first[-1], AllEnginesFailed)
+    assert "still stuck in an earlier call" in str(second[-1]), "the second call waited, then refused"
+
+
+def test_an_empty_stream_is_a_failure_where_the_policy_says_so() -> None:
+    class Empty(Engine):
+        def stream(self):
+            return iter(())
+
+    results = run_calls(chain([Empty("empty"), Engine("next")], empty_is_failure=True), 1)
+    assert results[0][0] == Skipped("empty", EMPTY) and results[0][-1] == Output("next", "b")
