@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import uuid
@@ -92,6 +93,7 @@ def cloud_env(servers, key: str = KEY, **chains: str) -> dict[str, str]:
 
 
 def run(tmp_path: Path, env: dict[str, str]) -> SimpleNamespace:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     events = tmp_path / "events.jsonl"
     done = subprocess.run(
         [sys.executable, "-m", "cluelypro.cli", "run", "--input", str(QUESTION), "--fast",
@@ -180,3 +182,28 @@ def test_doctor_lists_usable_engines_and_why_others_are_not(faults, tmp_path: Pa
         assert "answered in" in rows[(area, engine)], rows
     assert KEY not in done.stdout + done.stderr
     assert "the offline prompter can run" in done.stdout
+
+
+def first_audio_delays(result) -> list[float]:
+    """Seconds from each thesis after the first being complete to its first synthesised audio."""
+    done = {e["index"]: e["t"] for e in named(result, "thesis")}
+    return [e["t"] - done[e["index"]] for e in named(result, "tts_first_audio") if e["index"] > 1 and e["index"] in done]
+
+
+def test_a_hanging_tts_provider_is_rested_after_its_first_miss(faults, tmp_path: Path) -> None:
+    """Issue 9 (F5): with OpenAI TTS hanging, old main logged a `provider_skipped` for it per
+    thesis and every thesis paid the whole first-audio budget. Now it misses once, is rested,
+    and later theses get their audio as fast as with the embedded voice alone."""
+    faults.audio_faults.arm("hang", times=ALWAYS)
+    deeper = {"deepening_max_depth": "2", "asr_engine": "local", "use_llm_engine": "local",
+              "provider_cooldown_s": "600"}  # one cool-down covers the run: one miss, then rest
+    hanging = run(tmp_path / "hanging", cloud_env(faults, **deeper))
+    alone = run(tmp_path / "alone", cloud_env(faults, use_tts_engine="rhvoice", **deeper))
+    skipped = [s["reason"] for s in named(hanging, "provider_skipped", stage="tts")]
+    assert skipped.count("no output within 2 s") == 1, skipped
+    assert skipped.count("cooling down") <= 1 and len(skipped) <= 2, skipped
+    assert len(named(hanging, "tts_first_audio")) >= 3, "several theses were spoken"
+    with_hang, embedded = first_audio_delays(hanging), first_audio_delays(alone)
+    print(f"first audio of theses 2+: hanging OpenAI TTS first, median {statistics.median(with_hang) * 1000:.0f} ms "
+          f"over {len(with_hang)}; RHVoice alone {statistics.median(embedded) * 1000:.0f} ms over {len(embedded)}")
+    assert {e["engine"] for e in named(hanging, "tts_first_audio")} == {"rhvoice:anna"}
