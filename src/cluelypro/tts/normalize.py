@@ -237,7 +237,7 @@ def _date(match: re.Match[str]) -> str:
     day, month, year = match.groups()
     if not (1 <= int(day) <= 31 and 1 <= int(month) <= 12):
         return match.group(0)
-    return f"{ordinal(day, 'g', 'n')} {_MONTHS[int(month) - 1]} {ordinal(year, 'g')} года"
+    return f"{ordinal(str(int(day)), 'g', 'n')} {_MONTHS[int(month) - 1]} {ordinal(year, 'g')} года"
 
 
 def _time(match: re.Match[str]) -> str:
