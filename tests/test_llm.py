@@ -1,11 +1,13 @@
 """The thesis LLM: model resolution (fast) and the real embedded model (slow)."""
 
+import logging
 import re
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from num2words import num2words
 
 from cluelypro.llm import models
 from cluelypro.llm.llama import OwnThread
@@ -57,6 +59,41 @@ def test_every_prompt_shares_one_cacheable_prefix() -> None:
     assert deepening_messages("Что такое инфляция?", ["Инфляция — рост цен."])[:-1] == first[:-1]
 
 
+# --- prompts that outgrow the context (issue 9, finding 11) -------------------------------------
+
+PHOTOSYNTHESIS = "Что такое фотосинтез?"
+# Eighty long theses already said: far more than the 2048-token context holds.
+SAID = [f"Тезис {num2words(n, lang='ru', to='ordinal')}: фотосинтез в листьях растений превращает энергию "
+        f"света в химическую энергию органических веществ и выделяет кислород." for n in range(1, 81)]
+
+
+def test_trimming_drops_old_theses_then_examples_never_rules_or_question() -> None:
+    from cluelypro.llm.prompts import KEEP_RECENT_THESES, shorter_prompts
+
+    full = deepening_messages(PHOTOSYNTHESIS, SAID[:6])
+    shorter = shorter_prompts(full)
+    assert [prompt.left_out for prompt in shorter[:4]] == [
+        "1 of 6 earlier theses", "2 of 6 earlier theses", "3 of 6 earlier theses",
+        "3 of 6 earlier theses and 1 of 5 worked examples"]
+    assert shorter[2].messages[:-1] == full[:-1]  # examples stay while old theses can go
+    assert SAID[2] not in shorter[2].messages[-1]["content"]
+    assert all(thesis in shorter[2].messages[-1]["content"] for thesis in SAID[6 - KEEP_RECENT_THESES:6])
+    assert shorter[3].messages[:-1] == full[:-3]  # the last example goes first: it keeps the cached prefix
+    assert shorter[-1].left_out == "6 of 6 earlier theses and 5 of 5 worked examples"
+    for prompt in shorter:
+        assert prompt.messages[0] == full[0] and PHOTOSYNTHESIS in prompt.messages[-1]["content"]
+    assert [len(prompt.messages) for prompt in shorter] == sorted((len(p.messages) for p in shorter), reverse=True)
+
+
+def test_a_question_prompt_can_only_lose_its_examples() -> None:
+    from cluelypro.llm.prompts import shorter_prompts
+
+    full = thesis_messages(PHOTOSYNTHESIS, context="Поговорим о биологии.")
+    shorter = shorter_prompts(full)
+    assert [prompt.left_out for prompt in shorter] == [f"{n} of 5 worked examples" for n in range(1, 6)]
+    assert shorter[-1].messages == [full[0], full[-1]]
+
+
 # --- the real model ----------------------------------------------------------------------------
 
 
@@ -73,11 +110,11 @@ def llm():
     return model
 
 
-def ask(llm, question: str, commentary: bool = False) -> tuple[list[str], float, float]:
+def ask(llm, question: str, commentary: bool = False, messages=None) -> tuple[list[str], float, float]:
     parser, theses, pieces = ThesisStreamParser(), [], 0
     start = time.perf_counter()
     first = None
-    for piece in llm.stream(thesis_messages(question, commentary=commentary), 180):
+    for piece in llm.stream(messages or thesis_messages(question, commentary=commentary), 180):
         first = first or time.perf_counter()
         pieces += 1
         theses += parser.feed(piece)
@@ -167,3 +204,35 @@ def test_commentary_mode_answers_a_statement_with_facts(llm) -> None:
     theses, _, _ = ask(llm, statement, commentary=True)
     assert 1 <= len(theses) <= 5
     assert all(cyrillic_ratio(thesis) > 0.5 for thesis in theses)
+
+
+@pytest.mark.slow
+def test_a_deepening_prompt_beyond_the_context_is_trimmed_logged_and_answered(llm, caplog) -> None:
+    messages = deepening_messages(PHOTOSYNTHESIS, SAID)
+    with caplog.at_level(logging.WARNING, logger="cluelypro.llm.llama"):
+        theses, _, _ = ask(llm, PHOTOSYNTHESIS, messages=messages)
+    assert theses, "the model still answers"
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and re.search(r"left out \d+ of 80 earlier theses$", warnings[0]), warnings
+    sent = llm.fit(messages, 180)
+    assert sent[:-1] == messages[:-1] and SAID[-1] in sent[-1]["content"] and SAID[0] not in sent[-1]["content"]
+
+
+@pytest.mark.slow
+def test_a_trimmed_prompt_leaves_room_for_the_answer(llm) -> None:
+    """The token count is an upper bound of the real prompt, and not a loose one."""
+    sent = llm.fit(deepening_messages(PHOTOSYNTHESIS, SAID), 180)
+    completion = llm._thread.call(lambda: llm._llama.create_chat_completion(sent, max_tokens=1))
+    prompt_tokens, room = completion["usage"]["prompt_tokens"], llm.context_tokens - 180
+    print(f"trimmed prompt: {prompt_tokens} tokens of the {room} the answer leaves")
+    assert 0.9 * room < prompt_tokens <= room
+
+
+@pytest.mark.slow
+def test_a_normal_request_is_sent_untouched(llm, caplog) -> None:
+    messages = thesis_messages(PHOTOSYNTHESIS)
+    assert llm.fit(messages, 180) is messages
+    with caplog.at_level(logging.WARNING, logger="cluelypro.llm.llama"):
+        assert ask(llm, PHOTOSYNTHESIS)[0]
+        assert llm.fit(deepening_messages(PHOTOSYNTHESIS, SAID[:5]), 180)[-1]["content"].count("Тезис") == 5
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]

@@ -8,8 +8,11 @@ hard negatives: another thesis of the same answer, which shares its topic word.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from text_strategies import any_text
 
 from cluelypro.prompter.matcher import ThesisMatcher, content_words, coverage, near_duplicate
+from cluelypro.prompter.plan import ThesisPlan
 
 WW1_TRIGGER = "Поводом к войне стало убийство эрцгерцога Франца Фердинанда в Сараеве."
 WW1_COLONIES = "Главная причина — борьба великих держав за колонии и рынки сбыта."
@@ -205,3 +208,28 @@ def test_near_duplicates() -> None:
     assert not near_duplicate(I_DEF, "Инфляция — это рост цен.")
     assert not near_duplicate(F_OXYGEN, F_WHERE)
     assert not near_duplicate("Фотосинтез важен для жизни на Земле.", F_WHERE)
+
+
+# --- any text an LLM or the ASR can write (issue 9, finding 1) ---------------------------------
+
+HUGE = "1" + "0" * 34  # num2words cannot say it
+
+
+def test_a_huge_number_in_a_thesis_keeps_the_plan_going() -> None:
+    """The LLM stream adds each thesis to the plan, which compares it with the earlier ones."""
+    plan = ThesisPlan(q=1)
+    theses = [f"Число Авогадро меньше {HUGE}.", f"Гугол больше {HUGE}.", "Гугол — это десять в сотой степени."]
+    added = [plan.add(text) for text in theses]
+    assert [thesis.index for thesis in added if thesis] == [1, 2, 3]
+    assert plan.add(f"Гугол больше, чем {HUGE}!") is None  # a repeat is still recognised
+    assert ThesisMatcher().match(f"гугол больше чем {HUGE}", theses[1]) == (True, "lemma")
+
+
+@settings(deadline=None, max_examples=300)
+@given(any_text, any_text)
+def test_matcher_never_raises(spoken: str, thesis: str) -> None:
+    matched, method = ThesisMatcher().match(spoken, thesis)
+    assert matched == (method == "lemma")
+    assert 0.0 <= coverage(spoken, thesis) <= 1.0
+    assert isinstance(near_duplicate(thesis, spoken), bool)
+    assert all(word.lemma for word in content_words(thesis))

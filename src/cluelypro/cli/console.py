@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from cluelypro.metrics.summary import MILESTONES, QuestionChain, percentiles, stage_summary
 from cluelypro.metrics.timeline import Event
@@ -27,7 +28,7 @@ def fail(message: str) -> None:
 def print_left_out(left_out) -> None:
     """One line per configured engine that cannot be used here, and why."""
     for item in left_out:
-        errors.print(f"[dim]{item.stage.upper()} engine {item.engine} skipped: {escape(item.reason)}[/]")
+        errors.print(f"[dim]{item.stage.upper()} engine {escape(item.engine)} skipped: {escape(item.reason)}[/]")
 
 
 @contextmanager
@@ -48,21 +49,29 @@ def loading_progress() -> Iterator[callable]:
 
 
 def print_event(event: Event) -> None:
-    """Live view of the conversation as the timeline records it."""
-    name, stamp = event["event"], f"[dim]{event['t']:7.2f}s[/]"
+    """Live view of the conversation as the timeline records it. Every text from outside (what
+    was heard, theses, engine names, reasons, messages) is printed as it is, never as markup."""
+    line = _event_line(event)
+    if line is not None:
+        console.print(Text.assemble((f"{event['t']:7.2f}s", "dim"), " ", *line))
+
+
+def _event_line(event: Event) -> list[str | tuple[str, str]] | None:
+    name = event["event"]
     if name == "asr" and event["text"]:
-        console.print(f"{stamp} heard   «{event['text']}»  [dim]({event['ms']} ms)[/]")
-    elif name == "thesis":
-        console.print(f"{stamp} [bold green]thesis {event['index']}[/] {event['text']}")
-    elif name == "playback_start" and event["index"] == 1:
-        console.print(f"{stamp} [cyan]speaking[/] the answer to question {event['q']}")
-    elif name == "interrupted":
-        console.print(f"{stamp} [yellow]new question {event['new_q']} interrupts question {event['old_q']}[/]")
-    elif name == "error":
-        console.print(f"{stamp} [red]{event['stage']} error:[/] {escape(event['message'])}")
-    elif name == "provider_skipped":
-        console.print(f"{stamp} [yellow]{event['stage']} {escape(event['provider'])} skipped[/] "
-                      f"({escape(event['reason'])}); the next engine answers")
+        return ["heard   «", str(event["text"]), "»  ", (f"({event['ms']} ms)", "dim")]
+    if name == "thesis":
+        return [(f"thesis {event['index']}", "bold green"), " ", str(event["text"])]
+    if name == "playback_start" and event["index"] == 1:
+        return [("speaking", "cyan"), f" the answer to question {event['q']}"]
+    if name == "interrupted":
+        return [(f"new question {event['new_q']} interrupts question {event['old_q']}", "yellow")]
+    if name == "error":
+        return [(f"{event['stage']} error:", "red"), " ", str(event["message"])]
+    if name == "provider_skipped":
+        return [(f"{event['stage']} {event['provider']} skipped", "yellow"),
+                f" ({event['reason']}); the next engine answers"]
+    return None
 
 
 def _seconds(value: float | None) -> str:
@@ -88,7 +97,7 @@ def print_summary(chains: list[QuestionChain], rss_peak_mb: float | None, startu
     for column in ("q", "question", "theses", "voice-to-voice (s)"):
         per_question.add_column(column)
     for chain in chains:
-        per_question.add_row(str(chain.q), chain.text, str(len(chain.theses)), _seconds(chain.voice_to_voice))
+        per_question.add_row(str(chain.q), Text(chain.text), str(len(chain.theses)), _seconds(chain.voice_to_voice))
     console.print(per_question)
     console.print(latency_table(chains))
     v2v = percentiles([chain.voice_to_voice for chain in chains if chain.voice_to_voice is not None])

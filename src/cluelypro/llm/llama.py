@@ -3,6 +3,9 @@
 The system prompt is identical on every call, so llama.cpp's longest-prefix reuse of the
 evaluated tokens only has to evaluate the new user turn; warm_up() puts the prefix there.
 
+A prompt that would not leave `max_tokens` of the context free is trimmed first (see
+prompts.shorter_prompts), with a warning; llama.cpp would otherwise fail or cut the answer short.
+
 Every llama.cpp call runs on one long-lived thread of the engine's own, whoever calls it. GNU
 OpenMP keeps a pool of worker threads per calling thread, and once it manages more threads than
 there are cores it stops spin-waiting at barriers: generating from a fresh thread each time (two
@@ -11,8 +14,10 @@ pools on two cores) was 83 ms per token against 60 ms from one thread, with 2 th
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
@@ -20,12 +25,18 @@ from typing import TypeVar
 from pathlib import Path
 
 from cluelypro.llm.models import EMBEDDED, resolve_gguf
-from cluelypro.llm.prompts import thesis_messages
+from cluelypro.llm.prompts import shorter_prompts, thesis_messages
 from cluelypro.packaged import ProgressCallback
+
+log = logging.getLogger(__name__)
 
 TEMPERATURE = 0.0  # greedy: the same question gets the same theses
 REPEAT_PENALTY = 1.1  # without it the 1.5B model loops on one line until max_tokens
 STOP = ["\n6."]  # more than five theses
+# Chat-template tokens around each message («<|im_start|>user\n … <|im_end|>\n» is 5 in ChatML,
+# Llama 3's headers 5) and before the reply, with room to spare: an upper bound for any template.
+MESSAGE_MARKUP_TOKENS = 8
+REPLY_MARKUP_TOKENS = 8
 
 T = TypeVar("T")
 _END = object()
@@ -125,9 +136,39 @@ class LlamaThesisLLM:
             raise RuntimeError("call load() first")
         return self._thread.iterate(lambda: self._generate(messages, max_tokens))
 
+    def fit(self, messages: list[dict[str, str]], max_tokens: int) -> list[dict[str, str]]:
+        """`messages` as they are sent: the same list if they leave `max_tokens` of the context
+        free, else the least trimmed version that does (logged)."""
+        return self._thread.call(lambda: self._fitted(messages, max_tokens))
+
+    def _fitted(self, messages: list[dict[str, str]], max_tokens: int) -> list[dict[str, str]]:
+        budget, counted = self.context_tokens - max_tokens, {}
+        needed = self._count(messages, counted)
+        if needed <= budget:
+            return messages
+        shorter = shorter_prompts(messages)
+        first_fitting = bisect_left(shorter, True, key=lambda prompt: self._count(prompt.messages, counted) <= budget)
+        if first_fitting == len(shorter):
+            raise ValueError(f"the prompt needs {self._count(shorter[-1].messages, counted)} tokens even trimmed, "
+                             f"more than the {budget} that LLM_CONTEXT_TOKENS={self.context_tokens} leaves "
+                             f"with LLM_MAX_TOKENS={max_tokens}")
+        chosen = shorter[first_fitting]
+        log.warning("prompt of %d tokens trimmed to fit LLM_CONTEXT_TOKENS=%d with %d for the answer: left out %s",
+                    needed, self.context_tokens, max_tokens, chosen.left_out)
+        return chosen.messages
+
+    def _count(self, messages: list[dict[str, str]], counted: dict[str, int]) -> int:
+        """An upper bound of the chat-formatted prompt's length: the tokens of each message's
+        text (memoised in `counted`) plus its template markup."""
+        for message in messages:
+            if message["content"] not in counted:
+                text = message["content"].encode("utf-8")
+                counted[message["content"]] = len(self._llama.tokenize(text, add_bos=False, special=False))
+        return sum(counted[m["content"]] + MESSAGE_MARKUP_TOKENS for m in messages) + REPLY_MARKUP_TOKENS
+
     def _generate(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         chunks = self._llama.create_chat_completion(
-            messages,
+            self._fitted(messages, max_tokens),
             stream=True,
             max_tokens=max_tokens,
             temperature=TEMPERATURE,

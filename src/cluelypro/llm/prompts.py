@@ -8,6 +8,9 @@ answer greetings; with them they answer a lone "0", which the thesis parser turn
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 SYSTEM_PROMPT = """Ты суфлёр на устном экзамене. На вопрос экзаменатора дай тезисы ответа.
 Правила:
 - Первый тезис сразу отвечает на вопрос.
@@ -59,12 +62,53 @@ def thesis_messages(question: str, context: str = "", language: str = "ru", comm
     return [*_prefix(), {"role": "user", "content": user}]
 
 
+DEEPENING_HEAD = "(Эти тезисы уже сказаны, не повторяй их:"
+DEEPENING_TAIL = "Дай следующие тезисы, глубже и подробнее.)"
+_DEEPENING = re.compile(rf"(?s)(.*)\n{re.escape(DEEPENING_HEAD)}\n(.*)\n{re.escape(DEEPENING_TAIL)}")
+KEEP_RECENT_THESES = 3  # trimming keeps the last few theses said, so deepening goes on from them
+
+
 def deepening_messages(question: str, previous_theses: list[str]) -> list[dict[str, str]]:
     """Ask for deeper theses on the same question, never repeating the ones already given."""
-    given = "\n".join(f"- {thesis}" for thesis in previous_theses)
-    user = (
-        f"{question.strip()}\n"
-        f"(Эти тезисы уже сказаны, не повторяй их:\n{given}\n"
-        "Дай следующие тезисы, глубже и подробнее.)"
-    )
-    return [*_prefix(), {"role": "user", "content": user}]
+    return [*_prefix(), {"role": "user", "content": _deepening_request(question, previous_theses)}]
+
+
+def _deepening_request(question: str, theses: list[str]) -> str:
+    given = "\n".join(f"- {thesis}" for thesis in theses)
+    return f"{question.strip()}\n{DEEPENING_HEAD}\n{given}\n{DEEPENING_TAIL}"
+
+
+@dataclass(frozen=True)
+class Shorter:
+    messages: list[dict[str, str]]
+    left_out: str  # in words, for the log
+
+
+def shorter_prompts(messages: list[dict[str, str]]) -> list[Shorter]:
+    """Ever shorter versions of a thesis or deepening prompt, from the least lost to the most:
+    first the oldest theses already said (down to the last KEEP_RECENT_THESES), then the worked
+    examples from the last (small talk matters least to deepening, and the rest keeps its place
+    in llama.cpp's prefix cache), then the last theses. The rules and the question always stay."""
+    system, *examples, request = messages
+    question, said = _split_deepening(request["content"])
+    pairs = [examples[i:i + 2] for i in range(0, len(examples), 2)]
+
+    def without(theses: int, worked: int) -> Shorter:
+        content = request["content"] if question is None else _deepening_request(question, said[theses:])
+        kept = [message for pair in pairs[:len(pairs) - worked] for message in pair]
+        left_out = [f"{count} of {total} {what}" for count, total, what in
+                    [(theses, len(said), "earlier theses"), (worked, len(pairs), "worked examples")] if count]
+        return Shorter([system, *kept, {**request, "content": content}], " and ".join(left_out))
+
+    old = len(said) - min(KEEP_RECENT_THESES, len(said))
+    return ([without(theses, 0) for theses in range(1, old + 1)]
+            + [without(old, worked) for worked in range(1, len(pairs) + 1)]
+            + [without(theses, len(pairs)) for theses in range(old + 1, len(said) + 1)])
+
+
+def _split_deepening(content: str) -> tuple[str | None, list[str]]:
+    """(question, theses said) of a deepening request; (None, []) for any other request."""
+    found = _DEEPENING.fullmatch(content)
+    if found is None:
+        return None, []
+    return found.group(1), [line.removeprefix("- ") for line in found.group(2).split("\n") if line]

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
-import pymorphy3
 from num2words import num2words
 from rapidfuzz import fuzz, process
 
+from cluelypro.morphology import morph
 from cluelypro.tts.normalize import read_latin
+from cluelypro.tts.numbers import cardinal
 
 FUNCTION_POS = {"PREP", "CONJ", "PRCL", "INTJ", "NPRO", "PRED"}
 STOP_LEMMAS = {
@@ -36,11 +37,6 @@ DUPLICATE_COVERAGE = 0.75
 
 SimilarityFn = Callable[[str, str], float]
 JudgeFn = Callable[[str, str], bool]
-
-
-@cache
-def morph() -> pymorphy3.MorphAnalyzer:
-    return pymorphy3.MorphAnalyzer(lang="ru")
 
 
 @cache
@@ -61,7 +57,7 @@ def _tokens(text: str) -> list[str]:
     words = []
     for token in re.findall(r"[a-zа-яё0-9+]+", text.lower().replace("ё", "е")):
         if token.isdigit():
-            words += num2words(int(token), lang="ru").split()
+            words += cardinal(token).split()  # any length: a long one digit by digit
         elif re.fullmatch(r"[a-z+]+", token):
             words += read_latin(token).split()
         else:
