@@ -92,11 +92,11 @@ def cloud_env(servers, key: str = KEY, **chains: str) -> dict[str, str]:
     return env
 
 
-def run(tmp_path: Path, env: dict[str, str]) -> SimpleNamespace:
+def run(tmp_path: Path, env: dict[str, str], question: Path = QUESTION) -> SimpleNamespace:
     tmp_path.mkdir(parents=True, exist_ok=True)
     events = tmp_path / "events.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "cluelypro.cli", "run", "--input", str(QUESTION), "--fast",
+        [sys.executable, "-m", "cluelypro.cli", "run", "--input", str(question), "--fast",
          "--output", str(tmp_path / "earpiece.wav"), "--events", str(events)],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
     )
@@ -190,15 +190,32 @@ def first_audio_delays(result) -> list[float]:
     return [e["t"] - done[e["index"]] for e in named(result, "tts_first_audio") if e["index"] > 1 and e["index"] in done]
 
 
+def broad_question(folder: Path) -> Path:
+    """A question with a several-thesis answer, in RHVoice aleksandr's voice, with room after it."""
+    import numpy as np
+
+    from cluelypro.audio.io import to_mono_16k, write_audio
+    from cluelypro.config import SAMPLE_RATE
+    from cluelypro.tts.rhvoice import RhVoiceSynthesizer
+
+    voice = RhVoiceSynthesizer("aleksandr")
+    voice.load()
+    speech = to_mono_16k(np.concatenate(list(voice.synthesize("Расскажите о причинах Первой мировой войны."))), voice.sample_rate)
+    voice.close()
+    path = folder / "broad_question.wav"
+    write_audio(path, np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), 0.7 * speech, np.zeros(SAMPLE_RATE, np.float32)]))
+    return path
+
+
 def test_a_hanging_tts_provider_is_rested_after_its_first_miss(faults, tmp_path: Path) -> None:
     """Issue 9 (F5): with OpenAI TTS hanging, old main logged a `provider_skipped` for it per
     thesis and every thesis paid the whole first-audio budget. Now it misses once, is rested,
     and later theses get their audio as fast as with the embedded voice alone."""
     faults.audio_faults.arm("hang", times=ALWAYS)
-    deeper = {"deepening_max_depth": "2", "asr_engine": "local", "use_llm_engine": "local",
-              "provider_cooldown_s": "600"}  # one cool-down covers the run: one miss, then rest
-    hanging = run(tmp_path / "hanging", cloud_env(faults, **deeper))
-    alone = run(tmp_path / "alone", cloud_env(faults, use_tts_engine="rhvoice", **deeper))
+    question = broad_question(tmp_path)
+    env = {"asr_engine": "local", "use_llm_engine": "local", "provider_cooldown_s": "600"}  # one rest covers the run
+    hanging = run(tmp_path / "hanging", cloud_env(faults, **env), question)
+    alone = run(tmp_path / "alone", cloud_env(faults, **{**env, "use_tts_engine": "rhvoice"}), question)
     skipped = [s["reason"] for s in named(hanging, "provider_skipped", stage="tts")]
     assert skipped.count("no output within 2 s") == 1, skipped
     assert skipped.count("cooling down") <= 1 and len(skipped) <= 2, skipped

@@ -256,14 +256,14 @@ async def _next_within(items: AsyncIterator[T], seconds: float | None, tripped: 
         return await anext(items)
     waiting = asyncio.ensure_future(anext(items))
     try:
-        done, _ = await asyncio.wait({waiting} | ({tripped} if tripped else set()),
-                                     timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({waiting} | ({tripped} if tripped else set()),
+                           timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         if tripped is not None:
-            tripped.cancel()
+            tripped.cancel()  # a no-op if it has fired
         if not waiting.done():
             waiting.cancel()
             await asyncio.gather(waiting, return_exceptions=True)
-    if waiting in done:
+    if not waiting.cancelled():  # the item (or the engine's error) came, perhaps just as time ran out
         return waiting.result()
-    raise _Tripped if tripped is not None and tripped in done else _TooSlow
+    raise _Tripped if tripped is not None and not tripped.cancelled() else _TooSlow
