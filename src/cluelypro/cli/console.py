@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cluelypro.audio.devices import LABELS, RETRY_EVERY_S
 from cluelypro.metrics.summary import MILESTONES, QuestionChain, percentiles, stage_summary
 from cluelypro.metrics.timeline import Event
 from cluelypro.packaged import ProgressCallback
@@ -63,6 +64,16 @@ def print_event(event: Event) -> None:
     elif name == "provider_skipped":
         console.print(f"{stamp} [yellow]{event['stage']} {escape(event['provider'])} skipped[/] "
                       f"({escape(event['reason'])}); the next engine answers")
+    elif name == "device":
+        console.print(f"{stamp} {_device_line(event)}")
+
+
+def _device_line(event: Event) -> str:
+    device = f'{LABELS[event["which"]]} "{escape(event["name"])}"'
+    if event["state"] == "back":
+        return f"[green]{device} is back[/]"
+    unheard = "; theses go unheard meanwhile" if event["which"] == "output" else ""
+    return f"[bold red]{device} lost[/] — retrying every {RETRY_EVERY_S:g} s{unheard}"
 
 
 def _seconds(value: float | None) -> str:
