@@ -8,6 +8,12 @@ loaded, and nothing from a system or user PulseAudio is touched. Clients reach i
 `client_env()`: PULSE_SERVER names the socket, autospawn is off, so a client never falls back
 to (or starts) another server.
 
+With `rescue_streams=False` a stream whose sink or source goes away is killed, as a stream on
+an unplugged device is on Windows, macOS or bare ALSA; by default PulseAudio moves it to the
+default device instead (the daemon's own daemon.conf, in its config dir, says which). A stream
+also follows the default device when its own device *was* the default: a test that unplugs a
+device makes another one the default first.
+
 Works as root too: PulseAudio only warns that it is "not intended to be run as root".
 """
 
@@ -32,8 +38,9 @@ def pulseaudio_installed() -> bool:
 class PulseServer:
     """`with PulseServer(["room", "earpiece"]) as pulse:` — a daemon with those null sinks."""
 
-    def __init__(self, sinks: list[str], startup_timeout_s: float = 15.0) -> None:
+    def __init__(self, sinks: list[str], startup_timeout_s: float = 15.0, rescue_streams: bool = True) -> None:
         self.sinks = sinks
+        self.rescue_streams = rescue_streams
         self.startup_timeout_s = startup_timeout_s
         # Short path: a unix socket path must fit in 108 bytes.
         self.root = Path(tempfile.mkdtemp(prefix="cluelypro-pulse-"))
@@ -75,6 +82,9 @@ class PulseServer:
         for folder in (self.runtime_dir, self.root / "home", self.root / "state"):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         (self.root / "client.conf").write_text("autospawn = no\n")
+        config_dir = self.root / "home" / ".config" / "pulse"  # XDG_CONFIG_HOME of the daemon
+        config_dir.mkdir(parents=True, exist_ok=True)
+        (config_dir / "daemon.conf").write_text(f"rescue-streams = {'yes' if self.rescue_streams else 'no'}\n")
         script = self.root / "startup.pa"
         lines = [f"load-module module-native-protocol-unix auth-anonymous=1 socket={self.socket}"]
         lines += [f"load-module module-null-sink sink_name={name}" for name in self.sinks]
@@ -137,6 +147,19 @@ class PulseServer:
         if result.returncode != 0:
             raise PulseError(f"pactl {' '.join(args)} failed: {result.stderr.strip()}")
         return result.stdout
+
+    def unload_sink(self, name: str) -> None:
+        """Unplug a null sink (and its monitor source): its module goes."""
+        for line in self.pactl("list", "short", "modules").splitlines():
+            index, module, *arguments = line.split("\t")
+            if module == "module-null-sink" and f"sink_name={name}" in " ".join(arguments).split():
+                self.pactl("unload-module", index)
+                return
+        raise PulseError(f"no null sink {name} to unload")
+
+    def load_sink(self, name: str) -> None:
+        """Plug a null sink (back) in, under the same name."""
+        self.pactl("load-module", "module-null-sink", f"sink_name={name}")
 
     def log_tail(self, lines: int = 30) -> str:
         try:

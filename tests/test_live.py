@@ -145,11 +145,12 @@ class Prompter:
                 break
         return events
 
-    def wait_for_event(self, name: str, timeout_s: float, **fields: Any) -> dict[str, Any]:
+    def wait_for_event(self, name: str, timeout_s: float, after_wall: float = 0.0, **fields: Any) -> dict[str, Any]:
+        """The first event `name` with these fields (emitted after `after_wall`, a unix time)."""
         deadline = time.monotonic() + timeout_s
         while True:
             for event in self.events():
-                if event["event"] == name and all(event.get(key) == value for key, value in fields.items()):
+                if event["wall"] > after_wall and matches(event, name, **fields):
                     return event
             if not self.running:
                 pytest.fail(f"prompter exited before a {name} {fields} event\n{self.diagnostics()}")
@@ -250,10 +251,12 @@ def rms(audio: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
 
 
+def matches(event: dict[str, Any], name: str, **fields: Any) -> bool:
+    return event["event"] == name and all(event.get(key) == value for key, value in fields.items())
+
+
 def first(events: list[dict[str, Any]], name: str, **fields: Any) -> dict[str, Any] | None:
-    return next(
-        (e for e in events if e["event"] == name and all(e.get(k) == v for k, v in fields.items())), None
-    )
+    return next((event for event in events if matches(event, name, **fields)), None)
 
 
 # --- fixtures ------------------------------------------------------------------------------------
@@ -270,12 +273,30 @@ def pulse() -> Iterator[PulseServer]:
 
 @pytest.fixture
 def prompter(pulse: PulseServer, tmp_path: Path) -> Iterator[Prompter]:
+    process = _prompter(pulse, tmp_path)
+    yield process
+    process.kill()
+
+
+@pytest.fixture
+def unpluggable(tmp_path: Path) -> Iterator[tuple[PulseServer, Prompter]]:
+    """A server whose devices can be unplugged (tests/pulse.py): a stream on a vanished sink is
+    killed, not moved, and the defaults are a third sink, so nothing follows them either."""
+    with PulseServer(["room", "earpiece", "spare"], rescue_streams=False) as server:
+        server.pactl("set-default-source", "spare.monitor")
+        server.pactl("set-default-sink", "spare")
+        process = _prompter(server, tmp_path)
+        try:
+            yield server, process
+        finally:
+            process.kill()
+
+
+def _prompter(pulse: PulseServer, tmp_path: Path) -> Prompter:
     workdir = tmp_path / "prompter"  # no cluelypro.toml / .env from the checkout: defaults only
     workdir.mkdir()
     env = pulse.client_env(PULSE_SOURCE="room.monitor", PULSE_SINK="earpiece", PYTHONUNBUFFERED="1", COLUMNS="160")
-    process = Prompter(env, workdir)
-    yield process
-    process.kill()
+    return Prompter(env, workdir)
 
 
 # --- the test ------------------------------------------------------------------------------------
@@ -295,10 +316,8 @@ def test_live_question_is_answered_in_the_earpiece(pulse: PulseServer, prompter:
         room.wait_for_audio()
 
         # 1. the prompter, listening on the room and speaking into the earpiece
-        prompter.start("--input-device", "pulse", "--output-device", "pulse")
-        prompter.wait_for_line("listening", READY_TIMEOUT_S)
+        _start_listening(pulse, prompter)
         ready_s = time.monotonic() - test_started
-        _wait_for_routes(pulse, prompter, {"source-outputs": ["room.monitor"], "sink-inputs": ["earpiece"]})
 
         # 2. (the recorders run) 3. ask the question in the room
         time.sleep(1.0)
@@ -398,3 +417,150 @@ def _input_now(events: list[dict[str, Any]]) -> float:
     so they can't anchor; asr is stamped with the clock at emission."""
     anchor = first(events, "asr")
     return anchor["t"] + (time.time() - anchor["wall"])
+
+
+# --- device loss: unplug a sink under a running prompter, plug it back -------------------------
+
+DEVICE_REPORT_S = 2.0  # SPEC §5: a lost device is reported within 2 s
+DEVICE_TIMEOUT_S = 20  # plugged back in → "back" (a retry every 2 s, then ~2 s for an idle null sink's first block)
+AWAY_S = 3.0  # unplugged this long: at least one reopening fails
+
+
+def _start_listening(pulse: PulseServer, prompter: Prompter) -> None:
+    prompter.start("--input-device", "pulse", "--output-device", "pulse")
+    prompter.wait_for_line("listening", READY_TIMEOUT_S)
+    _wait_for_routes(pulse, prompter, {"source-outputs": ["room.monitor"], "sink-inputs": ["earpiece"]})
+
+
+def _ask(pulse: PulseServer, question_wav: Path) -> float:
+    """Play the question into the room; returns the unix time it was asked."""
+    asked = time.time()
+    subprocess.run(["paplay", "--device=room", str(question_wav)], env=pulse.client_env(), check=True, timeout=60)
+    return asked
+
+
+def _unplug(pulse: PulseServer, prompter: Prompter, sink: str, which: str) -> dict[str, Any]:
+    """Unplug `sink`; the prompter's `device lost` event, checked to come within DEVICE_REPORT_S."""
+    unplugged = time.time()
+    pulse.unload_sink(sink)
+    lost = prompter.wait_for_event("device", 10 * DEVICE_REPORT_S, which=which, state="lost")
+    assert lost["name"] == "pulse", lost
+    assert lost["wall"] - unplugged < DEVICE_REPORT_S, f"reported {lost['wall'] - unplugged:.2f} s after the unplug"
+    return lost
+
+
+def _check_device_story(prompter: Prompter, which: str, label: str) -> None:
+    """One lost and one back event for `which`, a console line for each, no traceback, clean exit."""
+    device_events = [(e["state"], e["name"]) for e in prompter.events() if matches(e, "device", which=which)]
+    assert device_events == [("lost", "pulse"), ("back", "pulse")], device_events
+    assert any(f'{label} "pulse" lost' in line and "retrying every 2 s" in line for line in prompter.lines), prompter.output
+    assert any(f'{label} "pulse" is back' in line for line in prompter.lines), prompter.output
+    assert not any("Traceback" in line for line in prompter.stderr_lines()), prompter.diagnostics()
+
+
+def _finish(prompter: Prompter, answer_end: dict[str, Any]) -> None:
+    """Wait until the answer's last chunk has been heard, then Ctrl+C: a clean exit."""
+    time.sleep(max(0.0, answer_end["t"] - _input_now(prompter.events())) + 0.5)
+    assert prompter.interrupt(EXIT_TIMEOUT_S) == 0, prompter.diagnostics()
+
+
+def test_lost_microphone_is_reported_reopened_and_heard_again(unpluggable, tmp_path: Path) -> None:
+    pulse, prompter = unpluggable
+    question_wav = tmp_path / "question.wav"
+    synthesize_question(question_wav)
+    earpiece = Recorder(pulse.client_env(), "earpiece.monitor", tmp_path / "earpiece.wav")
+    try:
+        earpiece.wait_for_audio()
+        _start_listening(pulse, prompter)
+        time.sleep(1.0)
+
+        lost = _unplug(pulse, prompter, "room", "input")
+        time.sleep(AWAY_S)
+        pulse.load_sink("room")
+        back = prompter.wait_for_event("device", DEVICE_TIMEOUT_S, which="input", state="back")
+        _wait_for_routes(pulse, prompter, {"source-outputs": ["room.monitor"], "sink-inputs": ["earpiece"]})
+
+        asked = _ask(pulse, question_wav)
+        answer_end = prompter.wait_for_event("playback_end", ANSWER_TIMEOUT_S, index=1)
+        _finish(prompter, answer_end)
+        earpiece.stop()
+    finally:
+        earpiece.kill()
+    print(f"\n--- prompter stdout ---\n{prompter.output}")
+
+    _check_device_story(prompter, "input", "microphone")
+    events = prompter.events()
+    asr, speech_end = first(events, "asr"), first(events, "speech_end")
+    assert asr is not None and "фотосинт" in asr["text"].lower(), events
+    assert speech_end["wall"] > asked > back["wall"], (speech_end, back)
+    assert rms(earpiece.audio[earpiece.sample_at(asked):]) > SPEECH_RMS, "no answer in the earpiece"
+
+    # Input time ran on through the gap: the segmenter (which stamps speech_end with the audio's
+    # own time) and the clock (which stamps asr when it is emitted) still agree, so the speech end
+    # is detected a moment after it happened — not a whole gap "later" than its input time.
+    clock_origin = asr["wall"] - asr["t"]
+    detection_delay = speech_end["wall"] - speech_end["t"] - clock_origin
+    gap = back["wall"] - lost["wall"]
+    assert abs(detection_delay) < gap / 2, f"speech end stamped {detection_delay:.2f} s off after a {gap:.1f} s gap"
+    print(f"\nmicrophone lost {lost['t']:.2f} s, back {back['t']:.2f} s; speech end detected {detection_delay:.2f} s after it")
+
+
+def test_lost_earpiece_is_reported_reopened_and_speaks_again(unpluggable, tmp_path: Path) -> None:
+    pulse, prompter = unpluggable
+    question_wav = tmp_path / "question.wav"
+    synthesize_question(question_wav)
+    earpiece: Recorder | None = None
+    try:
+        _start_listening(pulse, prompter)
+        time.sleep(1.0)
+
+        _unplug(pulse, prompter, "earpiece", "output")
+        # asked while the earpiece is away: the answer runs its course unheard, nothing gets stuck
+        _ask(pulse, question_wav)
+        unheard = prompter.wait_for_event("playback_end", ANSWER_TIMEOUT_S, index=1)
+        pulse.load_sink("earpiece")
+        earpiece = Recorder(pulse.client_env(), "earpiece.monitor", tmp_path / "earpiece.wav")
+        earpiece.wait_for_audio()
+        back = prompter.wait_for_event("device", DEVICE_TIMEOUT_S, which="output", state="back")
+        _wait_for_routes(pulse, prompter, {"source-outputs": ["room.monitor"], "sink-inputs": ["earpiece"]})
+
+        asked = _ask(pulse, question_wav)
+        question = prompter.wait_for_event("question", ANSWER_TIMEOUT_S, after_wall=asked, accepted=True)
+        heard_start = prompter.wait_for_event("playback_start", ANSWER_TIMEOUT_S, q=question["q"], index=1)
+        heard_end = prompter.wait_for_event("playback_end", ANSWER_TIMEOUT_S, q=question["q"], index=1)
+        _finish(prompter, heard_end)
+        earpiece.stop()
+    finally:
+        if earpiece is not None:
+            earpiece.kill()
+    print(f"\n--- prompter stdout ---\n{prompter.output}")
+
+    _check_device_story(prompter, "output", "earpiece")
+    assert unheard["q"] != question["q"] and unheard["wall"] < back["wall"], (unheard, back)
+    heard = earpiece.audio[earpiece.sample_at(heard_start["wall"]) : earpiece.sample_at(heard_end["wall"])]
+    assert rms(heard) > SPEECH_RMS, f"the answer after the return was not heard: RMS {rms(heard):.4f}"
+
+
+def test_microphone_lost_while_enrolling_ends_in_one_line(unpluggable, tmp_path: Path) -> None:
+    pulse, prompter = unpluggable
+    env = {**prompter.env, "CLUELYPRO_DATA_DIR": str(tmp_path / "data")}
+    enroll = subprocess.Popen(
+        [str(CLUELYPRO), "enroll", "--seconds", "60", "--input-device", "pulse"], cwd=prompter.workdir, env=env,
+        text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while _stream_routes(pulse, enroll.pid)["source-outputs"] != ["room.monitor"]:
+            assert enroll.poll() is None and time.monotonic() < deadline, "enroll never started recording"
+            time.sleep(0.1)
+        pulse.unload_sink("room")
+        try:
+            _, stderr = enroll.communicate(timeout=10 * DEVICE_REPORT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"enroll still recording {10 * DEVICE_REPORT_S:.0f} s after its microphone was unplugged")
+    finally:
+        enroll.kill()
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert enroll.returncode == 2, stderr
+    assert errors == ['error: the microphone "pulse" was lost while recording; plug it in and enrol again'], stderr
+    assert "Traceback" not in stderr, stderr

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from cluelypro.audio.devices import open_output_stream
+from cluelypro.audio.devices import CHECK_EVERY_S, DeviceCallback, WatchedStream, open_output_stream
 from cluelypro.config import SAMPLE_RATE
 from cluelypro.metrics.timeline import Clock
 
@@ -70,18 +70,39 @@ class TrackEarpiece:
 
 
 class DeviceEarpiece:
-    """One long-lived output stream for the whole session, fed chunk by chunk."""
+    """One long-lived output stream for the whole session, fed chunk by chunk; `watch` runs it.
 
-    def __init__(self, clock: Clock, device: str | int | None = None) -> None:
+    A lost device is told to `on_device` and reopened (WatchedStream). While it is lost, `play`
+    drops the chunk but takes its time, as if it were heard: the thesis plan runs on (repeats,
+    deepening, the next question) and, once the earpiece is back, the thesis due then is heard —
+    rather than a stuck answer, or a backlog of stale audio played late.
+    """
+
+    def __init__(self, clock: Clock, device: str | int | None = None, *, on_device: DeviceCallback) -> None:
         self._clock = clock
         self._queue: deque[np.ndarray] = deque()
         self._lock = threading.Lock()
         self._busy_until = 0.0
-        self._stream = open_output_stream(device, SAMPLE_RATE, self._fill)  # started on first play
+        self._on_device = on_device
+        self._output = WatchedStream("output", open_output_stream, self._fill, self._changed)
+        self._output.open(device)  # a missing device fails now; the stream starts in `watch`
 
     @property
     def busy_until(self) -> float:
         return self._busy_until
+
+    async def watch(self) -> None:
+        """Run the output until cancelled, beside the pipeline, checking on the device."""
+        self._output.start()
+        while True:
+            await asyncio.sleep(CHECK_EVERY_S)
+            self._output.check()
+
+    def _changed(self, which: str, state: str, name: str) -> None:
+        if state == "lost":
+            with self._lock:
+                self._queue.clear()  # what was queued for the dead stream will not be heard
+        self._on_device(which, state, name)
 
     def _fill(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
         out = outdata[:, 0]
@@ -99,12 +120,13 @@ class DeviceEarpiece:
         out[written:] = 0.0
 
     async def play(self, chunk: np.ndarray, at: float) -> tuple[float, float]:
-        if not self._stream.active:
-            self._stream.start()
         now = self._clock.input_now()
-        start = max(now + self._stream.latency, self._busy_until)
-        with self._lock:
-            self._queue.append(chunk)
+        if self._output.flowing:
+            start = max(now + self._output.latency, self._busy_until)
+            with self._lock:
+                self._queue.append(chunk)
+        else:  # unheard, but on time
+            start = max(now, self._busy_until)
         self._busy_until = start + len(chunk) / SAMPLE_RATE
         await asyncio.sleep(max(0.0, start - now))
         return start, self._busy_until
@@ -115,5 +137,4 @@ class DeviceEarpiece:
         self._busy_until = 0.0
 
     def close(self) -> None:
-        self._stream.stop()
-        self._stream.close()
+        self._output.close()

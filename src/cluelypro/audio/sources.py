@@ -10,7 +10,7 @@ from contextlib import aclosing
 import numpy as np
 import soxr
 
-from cluelypro.audio.devices import open_input_stream
+from cluelypro.audio.devices import CHECK_EVERY_S, DeviceCallback, DeviceError, WatchedStream, open_input_stream
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE
 from cluelypro.metrics.timeline import Clock
 
@@ -30,41 +30,93 @@ async def replay_file(audio: np.ndarray, clock: Clock) -> AsyncIterator[np.ndarr
         yield block
 
 
-async def capture_microphone(clock: Clock, device: str | int | None = None, max_backlog_s: float = 10.0) -> AsyncIterator[np.ndarray]:
+async def capture_microphone(
+    clock: Clock, device: str | int | None = None, max_backlog_s: float = 10.0, *, on_device: DeviceCallback
+) -> AsyncIterator[np.ndarray]:
     """Yield 16 kHz blocks from a microphone until cancelled.
 
     The device callback only hands blocks to the event loop; if the pipeline ever falls
     `max_backlog_s` behind, the oldest audio is dropped with a warning instead of blocking capture.
+    A lost microphone is told to `on_device` and reopened (WatchedStream). Meanwhile silence is
+    yielded, so input time (the samples yielded) keeps running with the clock: the segmenter
+    ends an utterance the loss cut off, and what it stamps stays on the clock's timeline.
     """
     loop = asyncio.get_running_loop()
-    blocks: asyncio.Queue[np.ndarray] = asyncio.Queue()
+    blocks: asyncio.Queue[tuple[np.ndarray, int]] = asyncio.Queue()
     max_blocks = int(max_backlog_s * SAMPLE_RATE / BLOCK_SAMPLES)
 
-    def deliver(block: np.ndarray) -> None:
+    def deliver(block: tuple[np.ndarray, int]) -> None:
         if blocks.qsize() >= max_blocks:
             blocks.get_nowait()
             log.warning("audio capture is %.0f s ahead of processing; dropping old audio", max_backlog_s)
         blocks.put_nowait(block)
 
     def on_audio(indata: np.ndarray, frames: int, time_info: object, status: object) -> None:
-        loop.call_soon_threadsafe(deliver, indata[:, 0].copy())
+        loop.call_soon_threadsafe(deliver, (indata[:, 0].copy(), microphone.samplerate))
 
-    stream, rate = open_input_stream(device, on_audio)
-    resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE else None
-    with stream:
-        block = await blocks.get()
-        # Input time starts with the first sample heard, not when the stream was opened: a device
-        # waking from suspend can take seconds to deliver, and that must not count as latency.
-        clock.restart(already_elapsed=len(block) / rate)
+    microphone = WatchedStream("input", open_input_stream, on_audio, on_device)
+    microphone.open(device)
+    to_16k = _Resampler()
+    yielded, in_gap = 0, False  # samples yielded (16 kHz); silence is standing in for the microphone
+    clock.restart()
+    try:
+        microphone.start()
         while True:
-            yield resampler.resample_chunk(block) if resampler else block
-            block = await blocks.get()
+            block = await _next_block(blocks)
+            microphone.check()
+            if block is None:
+                if not microphone.flowing:
+                    gap, in_gap = _silence_until_now(clock, yielded), True
+                    yielded += len(gap)
+                    yield gap
+                continue
+            audio = to_16k(*block)
+            if not yielded:
+                # Input time starts with the first sample heard, not when the stream was opened: a
+                # device waking from suspend can take seconds to deliver, and that must not count.
+                clock.restart(already_elapsed=len(audio) / SAMPLE_RATE)
+            elif in_gap:  # the microphone is back: the rest of the gap, then its audio
+                gap, in_gap = _silence_until_now(clock, yielded + len(audio)), False
+                yielded += len(gap)
+                yield gap
+            yielded += len(audio)
+            yield audio
+    finally:
+        microphone.close()
+
+
+async def _next_block(blocks: asyncio.Queue[tuple[np.ndarray, int]]) -> tuple[np.ndarray, int] | None:
+    """The next block and its rate, or None after CHECK_EVERY_S without one."""
+    try:
+        return await asyncio.wait_for(blocks.get(), CHECK_EVERY_S)
+    except asyncio.TimeoutError:
+        return None
+
+
+def _silence_until_now(clock: Clock, samples_so_far: int) -> np.ndarray:
+    return np.zeros(max(0, round(clock.input_now() * SAMPLE_RATE) - samples_so_far), dtype=np.float32)
+
+
+class _Resampler:
+    """Device rate → 16 kHz, with one stateful resampler per rate (a reopened microphone may differ)."""
+
+    def __init__(self) -> None:
+        self._rate: int | None = None
+        self._stream: soxr.ResampleStream | None = None
+
+    def __call__(self, block: np.ndarray, rate: int) -> np.ndarray:
+        if rate == SAMPLE_RATE:
+            return block
+        if rate != self._rate:
+            self._rate, self._stream = rate, soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
+        return self._stream.resample_chunk(block)
 
 
 async def record_microphone(seconds: float, device: str | int | None = None, on_progress=None) -> np.ndarray:
-    """Record `seconds` of 16 kHz audio from a microphone (for enrolment)."""
+    """Record `seconds` of 16 kHz audio from a microphone (for enrolment); a lost microphone
+    ends the recording with a DeviceError."""
     blocks, total, wanted = [], 0, round(seconds * SAMPLE_RATE)
-    async with aclosing(capture_microphone(Clock(), device)) as microphone:
+    async with aclosing(capture_microphone(Clock(), device, on_device=_fail_when_lost)) as microphone:
         async for block in microphone:
             blocks.append(block)
             total += len(block)
@@ -73,3 +125,8 @@ async def record_microphone(seconds: float, device: str | int | None = None, on_
             if total >= wanted:
                 break
     return np.concatenate(blocks)[:wanted]
+
+
+def _fail_when_lost(which: str, state: str, name: str) -> None:
+    if state == "lost":
+        raise DeviceError(f'the microphone "{name}" was lost while recording; plug it in and enrol again')

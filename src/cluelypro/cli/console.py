@@ -12,6 +12,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from rich.table import Table
 from rich.text import Text
 
+from cluelypro.audio.devices import LABELS, RETRY_EVERY_S
 from cluelypro.metrics.summary import MILESTONES, QuestionChain, percentiles, stage_summary
 from cluelypro.metrics.timeline import Event
 from cluelypro.packaged import ProgressCallback
@@ -71,7 +72,17 @@ def _event_line(event: Event) -> list[str | tuple[str, str]] | None:
     if name == "provider_skipped":
         return [(f"{event['stage']} {event['provider']} skipped", "yellow"),
                 f" ({event['reason']}); the next engine answers"]
+    if name == "device":
+        return _device_line(event)
     return None
+
+
+def _device_line(event: Event) -> list[str | tuple[str, str]]:
+    device = f'{LABELS[event["which"]]} "{event["name"]}"'
+    if event["state"] == "back":
+        return [(f"{device} is back", "green")]
+    unheard = "; theses go unheard meanwhile" if event["which"] == "output" else ""
+    return [(f"{device} lost", "bold red"), f" — retrying every {RETRY_EVERY_S:g} s{unheard}"]
 
 
 def _seconds(value: float | None) -> str:

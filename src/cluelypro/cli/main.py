@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -96,10 +96,16 @@ class Session:
                             "record yours with `cluelypro enroll`")
         ui.errors.print(f"[green]ready[/] in {self.startup_s:.1f} s")
 
-    def run(self, source: AsyncIterator[np.ndarray], earpiece: Earpiece) -> None:
+    def on_device(self, which: str, state: str, name: str) -> None:
+        """A sound device was lost or is back: an event on the timeline (and a console line)."""
+        self.timeline.emit("device", self.clock.input_now(), which=which, state=state, name=name)
+
+    def run(self, source: AsyncIterator[np.ndarray], earpiece: Earpiece,
+            beside: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Run the pipeline on `source`; `beside` (a device's watch) runs along until it ends."""
         pipeline = Pipeline(self.settings, self.engines, self.clock, self.timeline, earpiece, self.gate)
         try:
-            asyncio.run(pipeline.run(source))
+            asyncio.run(_alongside(pipeline.run(source), beside) if beside else pipeline.run(source))
         finally:
             earpiece.close()
             self.timeline.close()
@@ -109,6 +115,19 @@ class Session:
         chains = self.chains.chains
         ui.print_summary(chains, ui.peak_rss_mb(), self.startup_s)
         return chains
+
+
+async def _alongside(main: Awaitable[None], companion: Callable[[], Awaitable[None]]) -> None:
+    """Await `main` with `companion` running beside it; a companion that fails ends both."""
+    tasks = [asyncio.ensure_future(main), asyncio.ensure_future(companion())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _voice_profile(settings: Settings) -> VoiceProfile | None:
@@ -235,11 +254,12 @@ def _input_rate(path: Path) -> int:
 def _run_live(settings: Settings, events: Path | None, input_device: str | int | None, output_device: str | int | None) -> int:
     check_device(input_device, "input")  # fail on a missing device before minutes of loading
     session = Session(settings, fast=False, events=events)
-    earpiece = DeviceEarpiece(session.clock, output_device)
+    earpiece = DeviceEarpiece(session.clock, output_device, on_device=session.on_device)
     session.load()
     ui.console.print("listening — press Ctrl+C to stop")
     try:
-        session.run(capture_microphone(session.clock, input_device), earpiece)
+        microphone = capture_microphone(session.clock, input_device, on_device=session.on_device)
+        session.run(microphone, earpiece, beside=earpiece.watch)
     except KeyboardInterrupt:
         ui.console.print("stopped")
     session.summarize()

@@ -1,0 +1,192 @@
+"""WatchedStream's timing and retry logic, on fake streams and a fake clock (no PortAudio).
+
+The real path — PortAudio streams on PulseAudio sinks unplugged under a running prompter — is
+tests/test_live.py; here the stream object is the only stand-in, so every timer can be stepped
+exactly: a check every CHECK_EVERY_S, as the capture loop and the earpiece's watch run it.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import sounddevice as sd
+
+from cluelypro.audio.devices import (
+    CHECK_EVERY_S,
+    FIRST_AUDIO_GRACE_S,
+    FLAGS_REPORT_EVERY_S,
+    RETRY_EVERY_S,
+    SILENT_STREAM_S,
+    DeviceError,
+    WatchedStream,
+)
+
+QUIET = SimpleNamespace(input_overflow=False, input_underflow=False, output_underflow=False)
+UNDERRUN = SimpleNamespace(input_overflow=False, input_underflow=False, output_underflow=True)
+
+
+class FakeStream:
+    """The part of a sounddevice stream WatchedStream uses; `deliver` plays PortAudio's thread."""
+
+    def __init__(self, callback, fails_to_start: bool = False) -> None:
+        self.callback = callback
+        self.samplerate = 48_000
+        self.latency = 0.02
+        self.active = False
+        self.closed = False
+        self.fails_to_start = fails_to_start
+
+    def start(self) -> None:
+        if self.fails_to_start:
+            raise sd.PortAudioError("Unanticipated host error")
+        self.active = True
+
+    def abort(self) -> None:
+        self.active = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def deliver(self, status=QUIET) -> None:
+        self.callback(np.zeros((4, 1), np.float32), 4, None, status)
+
+
+class Machine:
+    """Devices that can be unplugged, a clock that only moves when told, and what was told."""
+
+    def __init__(self, plugged: set[str], default: str = "Built-in Microphone") -> None:
+        self.plugged = plugged
+        self.default = default
+        self.now = 0.0
+        self.attempts: list[str | None] = []
+        self.streams: list[FakeStream] = []
+        self.told: list[tuple[str, str, str, float]] = []
+        self.fail_next_start = False
+
+    def open(self, device, callback):
+        self.attempts.append(device)
+        name = device if device is not None else self.default
+        if name not in self.plugged:
+            raise DeviceError(f"no input device {name}")
+        self.streams.append(FakeStream(callback, fails_to_start=self.fail_next_start))
+        self.fail_next_start = False
+        return self.streams[-1], name
+
+    def watch(self, which: str = "input", device: str | None = "USB Microphone") -> WatchedStream:
+        watched = WatchedStream(which, self.open, lambda *block: None, self.tell, monotonic=lambda: self.now)
+        watched.open(device)
+        watched.start()
+        return watched
+
+    def tell(self, which: str, state: str, name: str) -> None:
+        self.told.append((which, state, name, self.now))
+
+    @property
+    def stream(self) -> FakeStream:
+        return self.streams[-1]
+
+    def run(self, watched: WatchedStream, seconds: float, delivering: bool = True, status=QUIET) -> None:
+        """`seconds` of checks; the newest stream delivers a block before each if `delivering`."""
+        for _ in range(round(seconds / CHECK_EVERY_S)):
+            self.now += CHECK_EVERY_S
+            if delivering and self.stream.active:
+                self.stream.deliver(status)
+            watched.check()
+
+    def unplug(self, *names: str) -> None:
+        self.plugged -= set(names)
+        self.stream.active = False  # PortAudio ends a stream whose device went away
+
+
+def test_a_lost_device_is_told_once_and_reopened_every_2_s_by_name_then_default() -> None:
+    machine = Machine({"USB Microphone"})
+    watched = machine.watch()
+    machine.run(watched, FIRST_AUDIO_GRACE_S + 1)
+    assert machine.told == [] and watched.flowing
+
+    machine.unplug("USB Microphone")
+    lost_at = machine.now
+    machine.run(watched, 5 * RETRY_EVERY_S - CHECK_EVERY_S)
+    assert machine.told == [("input", "lost", "USB Microphone", lost_at + CHECK_EVERY_S)]
+    assert not watched.flowing
+    # the first attempt as soon as the loss is seen, then one every RETRY_EVERY_S: five in 10 s
+    assert machine.attempts[1:] == ["USB Microphone", None] * 5
+
+
+def test_a_device_is_back_when_its_reopened_stream_delivers() -> None:
+    machine = Machine({"USB Microphone"})
+    watched = machine.watch()
+    machine.run(watched, FIRST_AUDIO_GRACE_S + 1)
+    machine.unplug("USB Microphone")
+    machine.run(watched, RETRY_EVERY_S)
+    machine.plugged.add("USB Microphone")
+    machine.run(watched, RETRY_EVERY_S, delivering=False)  # reopened, but no audio yet
+    assert [told[1] for told in machine.told] == ["lost"] and not watched.flowing
+    assert machine.stream.active
+
+    machine.run(watched, CHECK_EVERY_S)
+    assert [told[:3] for told in machine.told] == [("input", "lost", "USB Microphone"), ("input", "back", "USB Microphone")]
+    assert watched.flowing
+
+
+def test_the_system_default_stands_in_when_the_device_stays_away() -> None:
+    machine = Machine({"USB Microphone", "Built-in Microphone"})
+    watched = machine.watch()
+    machine.run(watched, FIRST_AUDIO_GRACE_S + 1)
+    machine.unplug("USB Microphone")
+    machine.run(watched, CHECK_EVERY_S)
+    machine.run(watched, CHECK_EVERY_S)
+    assert [told[1:3] for told in machine.told] == [("lost", "USB Microphone"), ("back", "Built-in Microphone")]
+    assert machine.attempts[1:] == ["USB Microphone", None]
+
+
+def test_a_stream_that_stops_delivering_while_active_is_lost_after_a_second() -> None:
+    machine = Machine({"USB Microphone"})
+    watched = machine.watch()
+    machine.run(watched, FIRST_AUDIO_GRACE_S + 1)
+    last_block = machine.now
+    machine.run(watched, SILENT_STREAM_S - CHECK_EVERY_S, delivering=False)
+    assert machine.told == [] and machine.stream.active  # the driver still calls it running
+
+    machine.run(watched, CHECK_EVERY_S, delivering=False)
+    assert machine.told == [("input", "lost", "USB Microphone", last_block + SILENT_STREAM_S)]
+
+
+def test_a_stream_just_started_may_be_slow_to_deliver() -> None:
+    machine = Machine({"USB Microphone"})
+    watched = machine.watch()
+    machine.run(watched, FIRST_AUDIO_GRACE_S - CHECK_EVERY_S, delivering=False)  # an idle sink, waking
+    assert machine.told == []
+
+    machine.run(watched, CHECK_EVERY_S, delivering=False)
+    assert [told[1] for told in machine.told] == ["lost"]
+
+
+def test_a_stream_that_fails_to_start_is_lost_and_retried() -> None:
+    machine = Machine({"USB Microphone"})
+    machine.fail_next_start = True
+    watched = machine.watch()  # must not raise: the loss is told by the first check
+    machine.run(watched, CHECK_EVERY_S)
+    machine.run(watched, CHECK_EVERY_S)
+    assert [told[1] for told in machine.told] == ["lost", "back"]
+    assert machine.attempts == ["USB Microphone", "USB Microphone"]
+
+
+def test_underruns_are_counted_and_warned_about_at_most_every_30_s(caplog: pytest.LogCaptureFixture) -> None:
+    machine = Machine({"Headphones"})
+    watched = machine.watch("output", "Headphones")
+    caplog.set_level(logging.WARNING, logger="cluelypro.audio.devices")
+    machine.run(watched, 10, status=UNDERRUN)  # 40 callbacks, each flagging an underrun
+    machine.run(watched, FLAGS_REPORT_EVERY_S - 10)  # the first line came with the first check
+    assert [record.getMessage() for record in caplog.records] == [
+        'earpiece "Headphones" — output underflow: 1; the audio had gaps or lost samples (is the machine overloaded?)'
+    ]
+
+    machine.run(watched, CHECK_EVERY_S)
+    assert len(caplog.records) == 2 and "output underflow: 39;" in caplog.records[1].getMessage()
+    machine.run(watched, 2 * FLAGS_REPORT_EVERY_S)
+    assert len(caplog.records) == 2  # no underrun since: nothing more to say
+    assert machine.told == []
