@@ -142,20 +142,17 @@ def test_calls_in_flight_hand_over_at_once_when_the_engine_fails_elsewhere() -> 
 def test_the_cool_down_doubles_with_each_failure_in_a_row_and_resets_on_success() -> None:
     now = [0.0]
     breaker = Breaker(30, 300, clock=lambda: now[0])
-    rests = []
-    for _ in range(6):
+
+    def rest_after_failure() -> float:
         breaker.failed()
+        started = now[0]
         while breaker.open:
             now[0] += 1
-        rests.append(now[0])
-        now[0] += 0.5
-    assert [b - a for a, b in zip([0.0, *[r + 0.5 for r in rests]], rests)][:5] == [30, 60, 120, 240, 300]
+        return now[0] - started
+
+    assert [rest_after_failure() for _ in range(6)] == [30, 60, 120, 240, 300, 300]
     breaker.succeeded()
-    breaker.failed()
-    started = now[0]
-    while breaker.open:
-        now[0] += 1
-    assert now[0] - started == 30
+    assert rest_after_failure() == 30
 
 
 def test_the_last_engine_is_never_rested() -> None:
