@@ -286,3 +286,28 @@ def test_bad_settings_are_refused() -> None:
         ThesisPlan(q=1, policy="forever")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         ThesisPlan(q=1, repeats=0)
+
+
+def test_a_cut_round_is_not_an_empty_one() -> None:
+    """Issue 9 (F6): a deepening round cut by a newer question must not end the deepening."""
+    plan = ThesisPlan(1, repeats=1, max_depth=3)
+    plan.add("Первый тезис ответа на вопрос.")
+    plan.round_done()
+    plan.spoken(plan.next_to_say(0.0).index, 1.0)
+    assert plan.needs_deepening() and plan.depth == 1
+    plan.round_cut()
+    assert not plan.finished and plan.depth == 0, "the cut round did not happen"
+    assert plan.needs_deepening() and plan.depth == 1, "it deepens again"
+    plan.round_done()  # this time it comes back empty: that ends the deepening
+    assert plan.finished
+
+
+def test_no_deepening_after_the_input_ends_even_after_a_cut_round() -> None:
+    plan = ThesisPlan(1, repeats=1, max_depth=3)
+    plan.add("Первый тезис ответа на вопрос.")
+    plan.round_done()
+    plan.spoken(plan.next_to_say(0.0).index, 1.0)
+    assert plan.needs_deepening()
+    plan.wind_down()
+    plan.round_cut()
+    assert not plan.needs_deepening() and plan.finished

@@ -163,8 +163,9 @@ class ThesisPlan:
             self.depth -= 1
 
     def wind_down(self) -> None:
-        """No more deepening, and each thesis left is said once more at most (the input ended)."""
-        self.max_depth = self.depth
+        """No more deepening (a round under way may finish), and each thesis left is said once
+        more at most (the input ended)."""
+        self._exhausted = True
         self.policy = "repeat"
         self.repeats = 1
 
