@@ -20,7 +20,7 @@ from cluelypro.cli import console as ui
 from cluelypro.cli.bench import register_bench_command
 from cluelypro.cli.doctor import register_doctor_command
 from cluelypro.cli.profiles import register_profile_commands
-from cluelypro.config import SAMPLE_RATE, Settings, load_settings
+from cluelypro.config import SAMPLE_RATE, Settings, SettingsFileError, load_settings
 from cluelypro.metrics.summary import QuestionChain, question_chains
 from cluelypro.metrics.timeline import Clock, Timeline
 from cluelypro.packaged import ModelUnavailableError
@@ -118,11 +118,12 @@ def _guarded(action: Callable[[], int]) -> None:
     """Run a command body; user errors end in one line and exit code 2, never a traceback."""
     try:
         code = action()
-    except (AudioInputError, ModelUnavailableError, DeviceError, ProfileError) as error:
+    except (AudioInputError, ModelUnavailableError, DeviceError, ProfileError, SettingsFileError) as error:
         ui.fail(str(error))
         code = EXIT_USER_ERROR
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in error.errors())
         ui.fail(f"invalid setting — {problems} (check the environment, .env and cluelypro.toml)")
         code = EXIT_USER_ERROR
     raise typer.Exit(code)
