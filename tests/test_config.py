@@ -14,20 +14,14 @@ from pydantic import ValidationError
 
 from cluelypro.config import load_settings
 
+from conftest import assert_one_line_exit_2
+
 CLI = [sys.executable, "-m", "cluelypro.cli"]
 ENDPOINT_SETTINGS = ("openai_base_url", "gemini_base_url", "cerebras_base_url", "compatible_base_url", "google_tts_endpoint")
 
 
 def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env={**os.environ, **env}, cwd=cwd, timeout=120)
-
-
-def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    for needle in needles:
-        assert needle in result.stderr
 
 
 def test_precedence_toml_dotenv_env_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
