@@ -13,8 +13,8 @@ import ipaddress
 import os
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -79,7 +79,7 @@ def _check_endpoint(url: str) -> str:
     """`url` if it is https, or plain http to this machine; ValueError otherwise."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if parts.scheme == "https" and host or parts.scheme == "http" and _is_loopback(host):
+    if (parts.scheme == "https" and host) or (parts.scheme == "http" and _is_loopback(host)):
         return url
     raise ValueError(f"must be an https:// URL (plain http:// only to this machine: 127.0.0.0/8, ::1, "
                      f"localhost), not {parts.scheme or '(no scheme)'}://{host or '(no host)'}")
@@ -218,6 +218,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Both files are read here (model_config names no env_file), so that one that cannot be
+        # read is named in the error.
         toml_path = _toml_path()
         toml = _read_settings_file(toml_path, lambda: TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
         dotenv = _read_settings_file(DOTENV, lambda: DotEnvSettingsSource(settings_cls, env_file=DOTENV, env_file_encoding="utf-8"))

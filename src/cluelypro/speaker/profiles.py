@@ -3,9 +3,10 @@
 Files live in `<user data dir>/profiles/NAME.json` (`platformdirs.user_data_dir("cluelypro")`, or
 the folder named by CLUELYPRO_DATA_DIR); the active profile's name is in `profiles/active`.
 Writes are atomic (temporary file in the same folder, then os.replace) and owner-only (0600): a
-profile is a voiceprint. A profile remembers the
-embedder (name and version) that made it: embeddings of different models or front ends are not
-comparable, so such a profile is refused, never silently scored.
+profile is a voiceprint. A profile remembers the embedder (name and version) that made it:
+embeddings of different models or front ends are not comparable, so such a profile is refused,
+never silently scored. A file that cannot be a profile (not JSON, nested too deep, over 1 MB) is
+reported as damaged.
 """
 
 from __future__ import annotations
