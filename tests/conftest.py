@@ -16,3 +16,12 @@ def ru_clips() -> list[Path]:
     clips = sorted(RU_AUDIO.glob("*.wav"))
     assert clips, f"the shared recordings are missing: {RU_AUDIO}"
     return clips
+
+
+def assert_one_line_exit_2(result, *needles: str) -> None:
+    """A user error as the CLI must end it: exit code 2, one line on stderr naming `needles`, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr

@@ -1,4 +1,4 @@
-"""Settings sources, lowest precedence first: TOML, environment, .env, CLI flags (SPEC §3)."""
+"""Settings sources, lowest precedence first: TOML, .env, environment, CLI flags (SPEC §3)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,92 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from cluelypro.config import load_settings
 
+from conftest import assert_one_line_exit_2
 
-def test_precedence_toml_env_dotenv_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+CLI = [sys.executable, "-m", "cluelypro.cli"]
+ENDPOINT_SETTINGS = ("openai_base_url", "gemini_base_url", "cerebras_base_url", "compatible_base_url", "google_tts_endpoint")
+
+
+def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env={**os.environ, **env}, cwd=cwd, timeout=120)
+
+
+def test_precedence_toml_dotenv_env_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cluelypro.toml").write_text(
         'end_silence_ms = 300\nthesis_repeats = 3\nvoice_threshold = 0.4\ntts_voice = "elena"\n', encoding="utf-8"
     )
     assert load_settings().end_silence_ms == 300
-    monkeypatch.setenv("THESIS_REPEATS", "4")
+    (tmp_path / ".env").write_text("THESIS_REPEATS=5\nVOICE_THRESHOLD=0.5\n", encoding="utf-8")
     monkeypatch.setenv("VOICE_THRESHOLD", "0.45")
-    (tmp_path / ".env").write_text("VOICE_THRESHOLD=0.5\n", encoding="utf-8")
     settings = load_settings(tts_voice="aleksandr", end_silence_ms=None)
     assert settings.end_silence_ms == 300  # TOML; a flag left unset does not override
-    assert settings.thesis_repeats == 4  # environment over TOML
-    assert settings.voice_threshold == 0.5  # .env over environment
+    assert settings.thesis_repeats == 5  # .env over TOML
+    assert settings.voice_threshold == 0.45  # environment over .env
     assert settings.tts_voice == "aleksandr"  # CLI flag over everything
+
+
+def test_a_folders_dotenv_cannot_redirect_the_environments_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("OPENAI_BASE_URL=https://collector.example/v1\n", encoding="utf-8")
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-of-the-user")
+    assert load_settings().openai_base_url == "https://api.openai.com/v1"
+
+
+@pytest.mark.parametrize("url", ["https://api.openai.com/v1", "http://127.0.0.1:8080/v1", "http://127.3.4.5",
+                                 "http://localhost:11434/v1", "http://[::1]:9000", "HTTPS://Example.COM"])
+def test_https_or_loopback_endpoints_are_accepted(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ENDPOINT_SETTINGS:
+        monkeypatch.setenv(name.upper(), url)
+    settings = load_settings()
+    assert all(getattr(settings, name) == url for name in ENDPOINT_SETTINGS)
+
+
+@pytest.mark.parametrize("url", ["http://api.openai.com/v1", "http://10.0.0.7:8080", "http://localhost.evil.example",
+                                 "http://127.0.0.1.evil.example", "ftp://127.0.0.1/", "api.openai.com/v1",
+                                 "https://", "http://[::ffff:8.8.8.8]/"])
+@pytest.mark.parametrize("name", ENDPOINT_SETTINGS)
+def test_plain_http_to_another_host_is_refused(name: str, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(name.upper(), url)
+    with pytest.raises(ValidationError, match=f"(?s){name}.*must be an https:// URL"):
+        load_settings()
+
+
+hosts = st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,20}){0,3}", fullmatch=True).filter(lambda h: h != "localhost")
+
+
+@given(hosts, st.sampled_from(ENDPOINT_SETTINGS))
+def test_any_http_host_but_loopback_is_refused_and_its_https_accepted(host: str, name: str) -> None:
+    from cluelypro.config import Settings
+
+    with pytest.raises(ValidationError, match="must be an https:// URL"):
+        Settings.model_validate({name: f"http://{host}/v1"})
+    assert getattr(Settings.model_validate({name: f"https://{host}/v1"}), name) == f"https://{host}/v1"
+
+
+def test_cli_refuses_a_plain_http_endpoint_in_one_line(tmp_path: Path) -> None:
+    result = run_cli("run", "--input", "x.wav", cwd=tmp_path, OPENAI_BASE_URL="http://collector.example/v1")
+    assert_one_line_exit_2(result, "OPENAI_BASE_URL: must be an https:// URL", "not http://collector.example")
+
+
+def test_cli_names_a_malformed_toml_file_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "cluelypro.toml").write_text('end_silence_ms = [300,\n', encoding="utf-8")
+    assert_one_line_exit_2(run_cli("run", "--input", "x.wav", cwd=tmp_path), "cannot read cluelypro.toml")
+
+
+@pytest.mark.parametrize("name", [".env", "cluelypro.toml"])
+def test_cli_names_a_settings_file_that_is_not_utf8_in_one_line(name: str, tmp_path: Path) -> None:
+    (tmp_path / name).write_bytes("TTS_VOICE=«анна»\n".encode("cp1251"))
+    assert_one_line_exit_2(run_cli("run", "--input", "x.wav", cwd=tmp_path), f"cannot read {name}: it is not UTF-8 text")
 
 
 def test_a_bad_value_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -36,12 +104,7 @@ def test_a_bad_value_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch, t
 
 
 def test_cli_names_the_bad_setting_in_one_line(tmp_path: Path) -> None:
-    env = {**os.environ, "ADVANCE_POLICY": "sometimes"}
-    result = subprocess.run([sys.executable, "-m", "cluelypro.cli", "run", "--input", "x.wav"],
-                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert result.returncode == 2
-    assert "ADVANCE_POLICY" in result.stderr and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert_one_line_exit_2(run_cli("run", "--input", "x.wav", cwd=tmp_path, ADVANCE_POLICY="sometimes"), "ADVANCE_POLICY")
 
 
 def test_engine_chains_from_environment_and_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

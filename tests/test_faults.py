@@ -115,7 +115,7 @@ class FailingEarpiece(TrackEarpiece):
     """The earpiece's device fails on its first chunks (unplugged), then works again."""
 
     def __init__(self, clock, failures: int = 1) -> None:
-        super().__init__(clock, 0)
+        super().__init__(clock, 0, keep=False)
         self.failures = failures
 
     async def play(self, chunk, at):

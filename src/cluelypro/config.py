@@ -1,19 +1,25 @@
 """One settings object for the whole product.
 
 Sources, lowest precedence first (SPEC §3): TOML file (`cluelypro.toml` in the working folder,
-or the file named by CLUELYPRO_CONFIG), environment variables, `.env`, CLI flags. Keys keep the
-original product's names (ASR_MODEL, VOICE_THRESHOLD, …); field names are their lower-case form.
+or the file named by CLUELYPRO_CONFIG), `.env` in the working folder, environment variables, CLI
+flags. The real environment beats `.env`, as everywhere else: a cloned folder's `.env` cannot
+redirect an endpoint the environment sets. Keys keep the original product's names (ASR_MODEL,
+VOICE_THRESHOLD, …); field names are their lower-case form.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -37,14 +43,50 @@ EngineChain = Annotated[list[str], NoDecode]
 """Engine names in order of preference: "cerebras,gemini,local" in the environment, a list in TOML."""
 
 
+DOTENV = Path(".env")
+ENDPOINT_SETTINGS = ("openai_base_url", "gemini_base_url", "cerebras_base_url", "compatible_base_url", "google_tts_endpoint")
+
+
+class SettingsFileError(RuntimeError):
+    """`cluelypro.toml` or `.env` cannot be read; the message is one line a user can act on."""
+
+
 def _toml_path() -> Path:
     return Path(os.environ.get("CLUELYPRO_CONFIG", "cluelypro.toml"))
 
 
+def _read_settings_file(path: Path, read: Callable[[], PydanticBaseSettingsSource]) -> PydanticBaseSettingsSource:
+    """The source `read` makes from `path`, or SettingsFileError naming the file and the fault."""
+    try:
+        return read()
+    except UnicodeDecodeError as error:
+        raise SettingsFileError(f"cannot read {path}: it is not UTF-8 text (byte {error.object[error.start]:#04x} "
+                                f"at offset {error.start}); save it as UTF-8") from None
+    except (ValueError, OSError) as error:  # tomllib's TOMLDecodeError is a ValueError
+        raise SettingsFileError(f"cannot read {path}: {error}") from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_endpoint(url: str) -> str:
+    """`url` if it is https, or plain http to this machine; ValueError otherwise."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if (parts.scheme == "https" and host) or (parts.scheme == "http" and _is_loopback(host)):
+        return url
+    raise ValueError(f"must be an https:// URL (plain http:// only to this machine: 127.0.0.0/8, ::1, "
+                     f"localhost), not {parts.scheme or '(no scheme)'}://{host or '(no host)'}")
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
     # VAD segmenter (SPEC §2.2)
     vad_engine: Literal["silero", "webrtc"] = "silero"
@@ -141,6 +183,11 @@ class Settings(BaseSettings):
     google_tts_voice: str = "ru-RU-Wavenet-D"
     google_tts_endpoint: str | None = None
 
+    @field_validator(*ENDPOINT_SETTINGS)
+    @classmethod
+    def _https_unless_loopback(cls, url: str | None) -> str | None:
+        return None if url is None else _check_endpoint(url)
+
     @field_validator("use_llm_engine", "asr_engine", "use_tts_engine", mode="before")
     @classmethod
     def _split_chain(cls, value: object) -> object:
@@ -176,8 +223,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_path())
-        return (init_settings, dotenv_settings, env_settings, toml)
+        # Both files are read here (model_config names no env_file), so that one that cannot be
+        # read is named in the error.
+        toml_path = _toml_path()
+        toml = _read_settings_file(toml_path, lambda: TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        dotenv = _read_settings_file(DOTENV, lambda: DotEnvSettingsSource(settings_cls, env_file=DOTENV, env_file_encoding="utf-8"))
+        return (init_settings, env_settings, dotenv, toml)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -122,7 +122,7 @@ class Harness:
         self.synthesizers = synthesizers or [ScriptedSynthesizer()]
         self.embedder = embedder or ScriptedEmbedder(set(own))
         self.gated = bool(own) or embedder is not None
-        self.make_earpiece = earpiece or (lambda clock: TrackEarpiece(clock, 0))
+        self.make_earpiece = earpiece or (lambda clock: TrackEarpiece(clock, 0, keep=False))
         self.settings = Settings(_env_file=None, **{**FAST_SETTINGS, **settings})
         self.events: list[Event] = []
         self.asyncio_errors: list[str] = []

@@ -7,13 +7,18 @@ time, so an interruption (`stop`) is heard within one chunk.
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 import threading
 from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from cluelypro.audio.devices import CHECK_EVERY_S, DeviceCallback, WatchedStream, open_output_stream
+from cluelypro.audio.io import audio_writer, resampled
 from cluelypro.config import SAMPLE_RATE
 from cluelypro.metrics.timeline import Clock
 
@@ -36,16 +41,29 @@ class Earpiece(Protocol):
 
 
 class TrackEarpiece:
-    """Renders the earpiece into a track on the input timeline (sample n = input time n/16000)."""
+    """Renders the earpiece into a track on the input timeline (sample n = input time n/16000).
 
-    def __init__(self, clock: Clock, length: int) -> None:
+    Memory stays flat however long the input: with `keep`, each chunk played is mixed into a
+    private temporary file of 16 kHz float32 samples (sparse where the file system allows: the
+    silence between answers takes no disk), and `write` streams it out at the end; without it
+    nothing is kept. Use it as a context manager to delete that file (`close` only ends playback:
+    the track outlives the pipeline).
+    """
+
+    RENDER_SAMPLES = SAMPLE_RATE  # written out a second at a time
+
+    def __init__(self, clock: Clock, length: int, keep: bool = True) -> None:
         self._clock = clock
-        self._track = np.zeros(length, dtype=np.float32)
+        self._length = length  # samples: the track covers at least the input
+        self._samples = tempfile.TemporaryFile() if keep else None  # created 0600
         self._busy_until = 0.0
 
-    @property
-    def track(self) -> np.ndarray:
-        return self._track
+    def __enter__(self) -> TrackEarpiece:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._samples is not None:
+            self._samples.close()
 
     @property
     def busy_until(self) -> float:
@@ -53,10 +71,8 @@ class TrackEarpiece:
 
     async def play(self, chunk: np.ndarray, at: float) -> tuple[float, float]:
         start = max(at, self._busy_until)
-        first = round(start * SAMPLE_RATE)
-        if first + len(chunk) > len(self._track):  # theses may run past the end of the input
-            self._track = np.concatenate([self._track, np.zeros(first + len(chunk) - len(self._track), np.float32)])
-        self._track[first : first + len(chunk)] += chunk
+        if self._samples is not None:
+            self._mix(round(start * SAMPLE_RATE), chunk)
         self._busy_until = start + len(chunk) / SAMPLE_RATE
         if not self._clock.fast:
             await asyncio.sleep(max(0.0, start - self._clock.input_now()))
@@ -67,6 +83,39 @@ class TrackEarpiece:
 
     def close(self) -> None:
         pass
+
+    @property
+    def track(self) -> np.ndarray:
+        """The whole track so far, in memory (for tests; `write` streams it)."""
+        return np.concatenate([np.zeros(0, np.float32), *self._rendered()])
+
+    def write(self, path: Path, rate: int = SAMPLE_RATE) -> None:
+        """Write the track at `rate` as a private 16-bit file, a block at a time."""
+        with audio_writer(path, rate) as write:
+            for block in resampled(self._rendered(), SAMPLE_RATE, rate):
+                write(block)
+
+    def _mix(self, first: int, chunk: np.ndarray) -> None:
+        """Add `chunk` to the track from sample `first` (an interrupted answer may overlap it)."""
+        mixed = np.array(chunk, dtype="<f4")
+        self._samples.seek(4 * first)
+        heard = np.frombuffer(self._samples.read(4 * len(mixed)), "<f4")  # shorter past the end
+        mixed[: len(heard)] += heard
+        self._samples.seek(4 * first)
+        self._samples.write(mixed.tobytes())
+
+    def _rendered(self) -> Iterator[np.ndarray]:
+        """The track in blocks of RENDER_SAMPLES, at least `length` samples long."""
+        recorded = 0 if self._samples is None else self._samples.seek(0, os.SEEK_END) // 4
+        length = max(self._length, recorded)
+        if self._samples is not None:
+            self._samples.seek(0)
+        for first in range(0, length, self.RENDER_SAMPLES):
+            block = np.zeros(min(self.RENDER_SAMPLES, length - first), np.float32)
+            if first < recorded:
+                stored = np.frombuffer(self._samples.read(4 * len(block)), "<f4")
+                block[: len(stored)] = stored
+            yield block
 
 
 class DeviceEarpiece:

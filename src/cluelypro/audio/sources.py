@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
 
 import numpy as np
@@ -17,16 +17,18 @@ from cluelypro.metrics.timeline import Clock
 log = logging.getLogger(__name__)
 
 
-async def replay_file(audio: np.ndarray, clock: Clock) -> AsyncIterator[np.ndarray]:
-    """Yield 16 kHz blocks: in real time (each block when its last sample 'arrives'), or with
+async def replay_file(blocks: Iterable[np.ndarray], clock: Clock) -> AsyncIterator[np.ndarray]:
+    """Yield 16 kHz blocks — a file streamed by `audio.io.stream_audio`, or `audio.io.in_blocks` of
+    samples in memory: in real time (each block when its last sample 'arrives'), or with
     `clock.fast` as fast as the pipeline takes them."""
     clock.restart()
-    for start in range(0, len(audio), BLOCK_SAMPLES):
-        block = audio[start : start + BLOCK_SAMPLES]
+    position = 0
+    for block in blocks:
+        position += len(block)
         if clock.fast:
             await asyncio.sleep(0)
         else:
-            await asyncio.sleep(max(0.0, (start + len(block)) / SAMPLE_RATE - clock.input_now()))
+            await asyncio.sleep(max(0.0, position / SAMPLE_RATE - clock.input_now()))
         yield block
 
 

@@ -14,6 +14,7 @@ from cluelypro.bench.baseline import BASELINE_STAGES
 from cluelypro.bench.runner import RecordingResult
 from cluelypro.config import Settings
 from cluelypro.metrics.summary import MILESTONES, percentiles
+from cluelypro.private_files import open_private
 
 STAGE_LABELS = {
     "segment": "end-of-speech detection",
@@ -120,8 +121,9 @@ def _recording_summary(result: RecordingResult, stage_names: list[str]) -> dict[
 
 
 def write_json(summary: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    """Write the summary (it holds what was heard and prompted) as a private file."""
+    with open_private(path, "w") as handle:
+        handle.write(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
 
 
 # --- tables ------------------------------------------------------------------------------------
@@ -237,8 +239,8 @@ def plot_waterfall(summary: dict[str, Any], path: Path) -> None:
     _median_waterfall(top, medians, pipelined)
     _recording_waterfall(bottom, rows, names, colors)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    with open_private(path, "wb") as handle:  # its rows are named after the recordings
+        figure.savefig(handle, format=path.suffix[1:] or "png", dpi=110)
     plt.close(figure)
 
 

@@ -123,7 +123,7 @@ def replay_recording(audio: np.ndarray, engines: Engines, settings: Settings, ti
 
 async def _replay(audio: np.ndarray, engines: Engines, settings: Settings, llm: _TrackedLLM, timeout_s: float) -> tuple[list[Event], str]:
     clock, timeline = Clock(fast=False), Timeline()
-    pipeline = Pipeline(settings, engines, clock, timeline, TrackEarpiece(clock, len(audio)), gate=None)
+    pipeline = Pipeline(settings, engines, clock, timeline, TrackEarpiece(clock, len(audio), keep=False), gate=None)
     audio_end = len(audio) / SAMPLE_RATE
     run = asyncio.create_task(pipeline.run(_real_time(audio, clock, audio_end + timeout_s + 1)))
     watch = asyncio.create_task(_watch(timeline, clock, llm, audio_end, settings.end_silence_ms / 1000, timeout_s))

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cluelypro.audio.io import shown
 from cluelypro.bench.baseline import BaselineResult
 from cluelypro.bench.corpus import Recording, load_corpus
 from cluelypro.bench.runner import DEFAULT_TIMEOUT_S, RunResult, run_bench
@@ -61,10 +62,10 @@ def register_bench_command(
             out.print(report.overall_table(summary))
             if json_path is not None:
                 report.write_json(summary, json_path)
-                ui.console.print(f"results written to {json_path}")
+                ui.console.print(f"results written to {escape(shown(json_path))}")
             if plot is not None:
                 report.plot_waterfall(summary, plot)
-                ui.console.print(f"latency waterfall written to {plot}")
+                ui.console.print(f"latency waterfall written to {escape(shown(plot))}")
             if not summary["answered_runs"]:
                 ui.fail("no recording got an answer; check that the corpus holds questions, and LLM_MODEL")
                 return EXIT_NO_ANSWER

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Optional
 
 import numpy as np
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from cluelypro.audio.devices import DeviceError, check_device, parse_device
 from cluelypro.audio.earpiece import DeviceEarpiece, Earpiece, TrackEarpiece
-from cluelypro.audio.io import AudioInputError, read_audio, to_mono_16k, write_audio
+from cluelypro.audio.io import MIXED_DOWN, AudioInputError, in_blocks, open_input, shown, stream_audio, to_mono_16k, write_audio
 from cluelypro.audio.sources import capture_microphone, replay_file
 from cluelypro.cli import console as ui
 from cluelypro.cli.bench import register_bench_command
 from cluelypro.cli.doctor import register_doctor_command
 from cluelypro.cli.profiles import register_profile_commands
-from cluelypro.config import SAMPLE_RATE, Settings, load_settings
+from cluelypro.config import SAMPLE_RATE, Settings, SettingsFileError, load_settings
 from cluelypro.metrics.summary import ChainCollector, QuestionChain
 from cluelypro.metrics.timeline import Clock, Timeline
 from cluelypro.packaged import ModelUnavailableError
@@ -139,11 +140,12 @@ def _guarded(action: Callable[[], int]) -> None:
     """Run a command body; user errors end in one line and exit code 2, never a traceback."""
     try:
         code = action()
-    except (AudioInputError, ModelUnavailableError, DeviceError, ProfileError) as error:
+    except (AudioInputError, ModelUnavailableError, DeviceError, ProfileError, SettingsFileError) as error:
         ui.fail(str(error))
         code = EXIT_USER_ERROR
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in error.errors())
         ui.fail(f"invalid setting — {problems} (check the environment, .env and cluelypro.toml)")
         code = EXIT_USER_ERROR
     raise typer.Exit(code)
@@ -156,20 +158,15 @@ def _settings(**overrides: object) -> Settings:
     return load_settings(**overrides)
 
 
-def _replay(session: Session, audio: np.ndarray, output: Path | None, rate: int) -> list[QuestionChain]:
-    earpiece = TrackEarpiece(session.clock, len(audio))
-    session.run(replay_file(audio, session.clock), earpiece)
-    if output is not None:
-        track = earpiece.track
-        write_audio(output, track if rate == SAMPLE_RATE else _resample(track, rate), rate)
-        ui.console.print(f"earpiece track written to {output}")
+def _replay(session: Session, blocks: Iterable[np.ndarray], length: int, output: Path | None, rate: int) -> list[QuestionChain]:
+    """Replay 16 kHz `blocks` (`length` samples) through the session; the earpiece track, aligned
+    with them, is kept only when it is to be written to `output` at `rate`."""
+    with TrackEarpiece(session.clock, length, keep=output is not None) as earpiece:
+        session.run(replay_file(blocks, session.clock), earpiece)
+        if output is not None:
+            earpiece.write(output, rate)
+            ui.console.print(f"earpiece track written to {escape(shown(output))}")
     return session.summarize()
-
-
-def _resample(track: np.ndarray, rate: int) -> np.ndarray:
-    import soxr
-
-    return soxr.resample(track, SAMPLE_RATE, rate)
 
 
 @app.command()
@@ -189,8 +186,8 @@ def demo(
         session.load()
         audio = _examiner_recording(question, examiner_voice)
         write_audio(question_output, audio)
-        ui.console.print(f"examiner ({examiner_voice}) asks: «{question}» — saved to {question_output}")
-        chains = _replay(session, audio, output, SAMPLE_RATE)
+        ui.console.print(f"examiner ({escape(examiner_voice)}) asks: «{escape(question)}» — saved to {escape(shown(question_output))}")
+        chains = _replay(session, in_blocks(audio), len(audio), output, SAMPLE_RATE)
         if not any(chain.theses for chain in chains):
             ui.fail("the demo question got no theses; check LLM_MODEL and ASR_MODEL (cluelypro run --help)")
             return EXIT_NO_ANSWER
@@ -233,22 +230,18 @@ def run(
             vad_engine=vad, end_silence_ms=end_silence_ms, asr_model=asr_model, llm_model=llm_model, tts_voice=voice
         )
         if input is not None:
-            audio = read_audio(input)  # fail on a bad file before minutes of model loading
+            audio = open_input(input)  # fail on a bad file before minutes of model loading
+            if audio.channel is not MIXED_DOWN:
+                ui.console.print(f"input has {audio.channels} channels; using channel {audio.channel + 1}, the one with the most speech")
             session = Session(settings, fast, events)
             session.load()
-            _replay(session, audio, output, _input_rate(input))
+            _replay(session, stream_audio(audio), audio.samples, output, audio.rate)
             if not session.chains.speech_heard:
-                ui.console.print(f"no speech found in {input}; check the recording level, or lower VAD_THRESHOLD")
+                ui.console.print(f"no speech found in {escape(shown(input))}; check the recording level, or lower VAD_THRESHOLD")
             return 0
         return _run_live(settings, events, parse_device(input_device), parse_device(output_device))
 
     _guarded(body)
-
-
-def _input_rate(path: Path) -> int:
-    import soundfile
-
-    return soundfile.info(str(path)).samplerate
 
 
 def _run_live(settings: Settings, events: Path | None, input_device: str | int | None, output_device: str | int | None) -> int:

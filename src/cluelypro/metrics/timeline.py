@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from cluelypro.private_files import open_private
 from cluelypro.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class Timeline:
         self._file: TextIO | None = None
         if jsonl_path is not None:
             jsonl_path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = jsonl_path.open("w", encoding="utf-8")
+            self._file = open_private(jsonl_path, "w")
 
     def subscribe(self, observer: Observer) -> None:
         self._observers.append(observer)

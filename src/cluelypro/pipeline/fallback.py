@@ -249,12 +249,18 @@ class _Tripped(Exception):
     """The engine failed in another call meanwhile: it is resting, hand over now."""
 
 
+def _observed(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 async def _next_within(items: AsyncIterator[T], seconds: float | None, tripped: asyncio.Future | None) -> T:
     """The next item; _TooSlow once `seconds` pass, _Tripped if `tripped` completes first (the
     engine's own timeouts stay its errors)."""
     if seconds is None and tripped is None:
         return await anext(items)
     waiting = asyncio.ensure_future(anext(items))
+    waiting.add_done_callback(_observed)  # even if we are cancelled again before we look at it
     try:
         await asyncio.wait({waiting} | ({tripped} if tripped else set()),
                            timeout=seconds, return_when=asyncio.FIRST_COMPLETED)

@@ -2,9 +2,11 @@
 
 Files live in `<user data dir>/profiles/NAME.json` (`platformdirs.user_data_dir("cluelypro")`, or
 the folder named by CLUELYPRO_DATA_DIR); the active profile's name is in `profiles/active`.
-Writes are atomic (temporary file in the same folder, then os.replace). A profile remembers the
-embedder (name and version) that made it: embeddings of different models or front ends are not
-comparable, so such a profile is refused, never silently scored.
+Writes are atomic (temporary file in the same folder, then os.replace) and owner-only (0600): a
+profile is a voiceprint. A profile remembers the embedder (name and version) that made it:
+embeddings of different models or front ends are not comparable, so such a profile is refused,
+never silently scored. A file that cannot be a profile (not JSON, nested too deep, over 1 MB) is
+reported as damaged.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from platformdirs import user_data_dir
 
+from cluelypro.private_files import write_atomically
+
 FORMAT = 1
 ACTIVE_FILE = "active"
+MAX_FILE_BYTES = 1_000_000  # a 192-dim profile is about 6 kB; anything this big is not one
 _NAME = re.compile(r"^[\w][\w .-]{0,63}$")
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
@@ -136,26 +140,10 @@ def _unknown(name: str) -> ProfileError:
     return ProfileError(f"no voice profile named {name!r}; existing profiles: {existing}")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=path.name + ".", suffix=".partial", delete=False
-    )
-    temporary = Path(handle.name)
-    try:
-        with handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def save_profile(profile: VoiceProfile) -> Path:
     """Write (or overwrite) the profile's file atomically; returns its path."""
     path = profile_path(profile.name)
-    _write_atomic(path, json.dumps(profile.to_json(), ensure_ascii=False, indent=1) + "\n")
+    write_atomically(path, json.dumps(profile.to_json(), ensure_ascii=False, indent=1) + "\n")
     return path
 
 
@@ -165,8 +153,8 @@ def load_profile(name: str, embedder: object | None = None) -> VoiceProfile:
     if not path.is_file():
         raise _unknown(name)
     try:
-        profile = VoiceProfile.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        profile = VoiceProfile.from_json(json.loads(_read_small(path)))
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError, RecursionError) as error:
         reason = "it is empty" if path.stat().st_size == 0 else f"{type(error).__name__}: {error}"
         raise ProfileError(
             f"voice profile file {path} is damaged ({reason}); delete it with "
@@ -180,6 +168,15 @@ def load_profile(name: str, embedder: object | None = None) -> VoiceProfile:
     if embedder is not None:
         check_compatible(profile, embedder)
     return profile
+
+
+def _read_small(path: Path) -> str:
+    """The file's text, or ValueError if it is too big to be a profile (it is never read whole)."""
+    with path.open("rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"larger than {MAX_FILE_BYTES // 1_000_000} MB")
+    return data.decode("utf-8")
 
 
 def check_compatible(profile: VoiceProfile, embedder: object) -> None:
@@ -217,7 +214,7 @@ def delete_profile(name: str) -> None:
 def set_active(name: str) -> None:
     """Make the named (existing, loadable) profile the one the speaker gate uses."""
     load_profile(name)
-    _write_atomic(profiles_dir() / ACTIVE_FILE, name + "\n")
+    write_atomically(profiles_dir() / ACTIVE_FILE, name + "\n")
 
 
 def clear_active() -> None:
