@@ -91,7 +91,7 @@ class Session:
         if self.profile is not None:
             threshold = self.settings.voice_threshold if "voice_threshold" in self.settings.model_fields_set else None
             self.gate = SpeakerGate(self.engines.embedder, self.profile, threshold)
-            ui.errors.print(f"voice profile [bold]{self.profile.name}[/], threshold {self.gate.threshold:.2f}")
+            ui.errors.print(f"voice profile [bold]{escape(self.profile.name)}[/], threshold {self.gate.threshold:.2f}")
         else:
             ui.errors.print("[yellow]warning:[/] no voice profile — every voice counts as the other speaker; "
                             "record yours with `cluelypro enroll`")
