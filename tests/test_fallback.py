@@ -184,3 +184,20 @@ def test_an_empty_stream_is_a_failure_where_the_policy_says_so() -> None:
 
     results = run_calls(chain([Empty("empty"), Engine("next")], empty_is_failure=True), 1)
     assert results[0][0] == Skipped("empty", EMPTY) and results[0][-1] == Output("next", "b")
+
+
+def test_a_call_queued_behind_others_on_a_one_thread_engine_is_not_taken_for_hung() -> None:
+    """The embedded LLM serves one generation at a time: a call waiting its turn gets no output
+    for longer than the watchdog while the engine is busy with another; that is not a hang."""
+
+    class OneThread(Engine):
+        turn = threading.Lock()
+
+        def stream(self):
+            with self.turn:
+                for item in ("a", "b", "c", "d", "e", "f"):
+                    time.sleep(0.1)
+                    yield item
+
+    results = run_calls(chain([OneThread("local", remote=False)], watchdog_s=0.3), 2, concurrent=True)
+    assert all([item.item for item in items] == list("abcdef") for items in results), results

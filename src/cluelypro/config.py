@@ -155,7 +155,7 @@ class Settings(BaseSettings):
     asr_timeout_s: float = Field(2.0, gt=0, description="no transcript this soon: the next ASR engine")
     tts_first_audio_budget_s: float = Field(1.5, gt=0, description="no first audio this soon: the next TTS engine")
     engine_watchdog_s: float = Field(
-        30.0, gt=0, description="any engine (the last of a chain too) silent this long counts as hung: its work is dropped"
+        60.0, gt=0, description="an engine (the last of a chain too) silent this long, to every call, counts as hung"
     )
     provider_cooldown_s: float = Field(30.0, ge=0, description="a failed engine is skipped this long, doubling per failure")
     provider_max_cooldown_s: float = Field(300.0, ge=0, description="the longest rest of a failing engine")

@@ -21,6 +21,7 @@ call waits for that thread to end (within the watchdog) before using the engine 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
@@ -138,6 +139,15 @@ class _EngineHealth:
     def __init__(self, policy: ChainPolicy) -> None:
         self.breaker = Breaker(policy.cooldown_s, policy.max_cooldown_s)
         self._abandoned: set[asyncio.Future] = set()  # worker threads that were given up on
+        self._last_output = -math.inf  # monotonic time of the engine's last output, to any call
+
+    def produced(self) -> None:
+        self._last_output = time.monotonic()
+
+    def busy_elsewhere(self, within_s: float) -> bool:
+        """The engine gave some call output within `within_s`: it is working, not hung (a call
+        queued behind others on a one-thread engine waits its turn)."""
+        return time.monotonic() - self._last_output < within_s
 
     def abandon(self, finished: asyncio.Future) -> None:
         self._abandoned.add(finished)
@@ -207,11 +217,15 @@ class EngineChain(Generic[E]):
             async with aclosing(stream) as items:
                 while True:
                     first_with_budget = not produced and not last and policy.budget_s is not None
-                    limit = policy.budget_s if first_with_budget else policy.watchdog_s
+                    if first_with_budget:
+                        limit, tripped, working = policy.budget_s, health.breaker.tripped(), None
+                    else:
+                        limit, tripped, working = policy.watchdog_s, None, health.busy_elsewhere
                     try:
-                        item = await _next_within(items, limit, health.breaker.tripped() if first_with_budget else None)
+                        item = await _next_within(items, limit, tripped, working)
                     except StopAsyncIteration:
                         break
+                    health.produced()
                     if not produced:
                         health.breaker.succeeded()
                     produced = True
@@ -254,16 +268,27 @@ def _observed(task: asyncio.Future) -> None:
         task.exception()
 
 
-async def _next_within(items: AsyncIterator[T], seconds: float | None, tripped: asyncio.Future | None) -> T:
-    """The next item; _TooSlow once `seconds` pass, _Tripped if `tripped` completes first (the
-    engine's own timeouts stay its errors)."""
+async def _next_within(
+    items: AsyncIterator[T],
+    seconds: float | None,
+    tripped: asyncio.Future | None,
+    working: Callable[[float], bool] | None = None,
+) -> T:
+    """The next item; _TooSlow once `seconds` pass — unless `working(seconds)` says the engine
+    is busy with other calls, which extends the wait — or _Tripped if `tripped` completes first
+    (the engine's own timeouts stay its errors)."""
     if seconds is None and tripped is None:
         return await anext(items)
     waiting = asyncio.ensure_future(anext(items))
     waiting.add_done_callback(_observed)  # even if we are cancelled again before we look at it
     try:
-        await asyncio.wait({waiting} | ({tripped} if tripped else set()),
-                           timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            await asyncio.wait({waiting} | ({tripped} if tripped else set()),
+                               timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            if waiting.done() or (tripped is not None and tripped.done()):
+                break
+            if working is None or seconds is None or not working(seconds):
+                break
     finally:
         if tripped is not None:
             tripped.cancel()  # a no-op if it has fired
