@@ -6,8 +6,13 @@
 A seeded, repeatable programme is generated block by block (two hours held at once would be
 460 MB): rounds of 40–60 s, each one examiner question followed by one or two of chatter, the
 user's own speech and noise bursts, with 5–40 s of silence between them. It is replayed with
-`--fast` semantics (`Clock(fast=True)`: the input runs as fast as the pipeline takes it) through
-the real `Pipeline` and the embedded engines, loaded once.
+`--fast` semantics (`Clock(fast=True)`, no real-time waits) through the real `Pipeline` and the
+embedded engines, loaded once. Like the scripted room of tests/test_scenarios.py, the examiner
+reacts to the prompter: a question is asked once the previous answer has begun (a thesis or an
+`error`) and everything said before it is decided, or after WAIT_LIMIT_S. Replayed flat out, ten
+minutes of input were read in 13 s, before any answer had begun (the queues hold them), and every
+question but the last was overtaken by the next before its first thesis: the input minutes would
+say nothing about a conversation.
 
 - questions: samples.EXAM_QUESTIONS and MORE_EXAM_QUESTIONS in RHVoice "aleksandr", and the
   shared real Russian clips (../shared/audio/ru) whose transcript the question filter accepts;
@@ -21,7 +26,8 @@ the real `Pipeline` and the embedded engines, loaded once.
 Every minute of input time it samples RSS, open asyncio tasks and threads (a progress line each),
 and counts, through a timeline observer, each accepted question's theses and `error` events.
 With --json the report is rewritten after every sample, so a killed run still leaves its samples.
-The exit code is 1 if the pipeline raised or an accepted question got neither a thesis nor an error.
+The exit code is 1 if an accepted question got neither a thesis nor an error, an utterance was
+never decided, or a task died with its exception unretrieved; a traceback if the pipeline raised.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from cluelypro.vad.engines import make_detector
 SHARED_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
 EXAMINER_VOICE = "aleksandr"
 EXAMINER_PEAK = 0.7  # synthesised lines are normalised to this peak, as in tests/test_scenarios.py
+WAIT_LIMIT_S = 120.0  # wall time the examiner waits for an answer to begin before asking on
 WARM_MINUTE = 10  # the issue's goal: RSS growth after minute 10 of input ≤ 50 MB
 
 ROUND_S = (40.0, 60.0)  # one question per round
@@ -176,6 +183,8 @@ def real_russian_clips(question_filter: QuestionFilter) -> tuple[list[Line], lis
 
 
 def speaker_utterances(speaker: str) -> list[Path]:
+    if not SHARED_AUDIO.is_dir():
+        raise SoakError(f"the shared recordings are missing: {SHARED_AUDIO}")
     folder = SHARED_AUDIO / "speakers" / speaker
     files = sorted([*folder.glob("*.flac"), *folder.glob("*.wav")])
     if len(files) < 3:
@@ -219,25 +228,30 @@ def pauses(total_s: float, count: int, rng: Random) -> list[float]:
     return [min(max(total_s * w / sum(weights), PAUSE_S[0]), PAUSE_S[1]) for w in weights]
 
 
-def programme(bank: Bank, rng: Random, tally: Counter) -> Iterator[np.ndarray]:
+def programme(bank: Bank, rng: Random, tally: Counter) -> Iterator[tuple[str, np.ndarray]]:
     """Rounds of one question and one or two fillers (chatter, own speech, noise), with silences."""
+    fillers = filler_kinds(rng)
     while True:
-        speech = round_of_speech(bank, rng)
+        speech = [line_at_random(bank.questions, rng)]
+        speech += [filler(bank, next(fillers), rng) for _ in range(rng.randint(1, 2))]
         spoken_s = sum(len(audio) for _, audio in speech) / SAMPLE_RATE
         for (kind, audio), pause_s in zip(speech, pauses(rng.uniform(*ROUND_S) - spoken_s, len(speech), rng)):
             tally[kind] += 1
-            tally["silence_s"] += round(pause_s, 1)
-            yield audio
-            yield np.zeros(round(pause_s * SAMPLE_RATE), dtype=np.float32)
+            tally["silence_s"] += pause_s
+            yield kind, audio
+            yield "silence", np.zeros(round(pause_s * SAMPLE_RATE), dtype=np.float32)
 
 
-def round_of_speech(bank: Bank, rng: Random) -> list[tuple[str, np.ndarray]]:
-    speech = [line_at_random(bank.questions, rng)]
-    for _ in range(rng.randint(1, 2)):
-        kind = rng.choice(["chatter", "own", "noise"])
-        speech.append(("noise", noise_burst(rng, bank.speech_rms)) if kind == "noise"
-                      else line_at_random(getattr(bank, kind), rng))
-    return speech
+def filler_kinds(rng: Random) -> Iterator[str]:
+    """Each kind once in every three fillers, in a shuffled order (even a short run has them all)."""
+    while True:
+        yield from rng.sample(["chatter", "own", "noise"], 3)
+
+
+def filler(bank: Bank, kind: str, rng: Random) -> tuple[str, np.ndarray]:
+    if kind == "noise":
+        return kind, noise_burst(rng, bank.speech_rms)
+    return line_at_random(getattr(bank, kind), rng)
 
 
 def line_at_random(lines: list[Line], rng: Random) -> tuple[str, np.ndarray]:
@@ -245,16 +259,18 @@ def line_at_random(lines: list[Line], rng: Random) -> tuple[str, np.ndarray]:
     return line.kind, (rng.uniform(*GAIN) * line.audio).astype(np.float32)
 
 
-def blocks(segments: Iterator[np.ndarray], total: int) -> Iterator[np.ndarray]:
-    """Exactly `total` samples of the segments, in microphone-sized blocks."""
-    carry, sent = np.zeros(0, dtype=np.float32), 0
-    for segment in segments:
-        carry = np.concatenate([carry, segment])
-        while len(carry) >= BLOCK_SAMPLES:
-            if sent >= total:
-                return
-            block, carry = carry[:BLOCK_SAMPLES], carry[BLOCK_SAMPLES:]
-            sent += BLOCK_SAMPLES
+class Blocks:
+    """Segments cut into microphone-sized blocks, up to `total` samples in all."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+        self._carry = np.zeros(0, dtype=np.float32)
+
+    def cut(self, segment: np.ndarray) -> Iterator[np.ndarray]:
+        self._carry = np.concatenate([self._carry, segment])
+        while len(self._carry) >= BLOCK_SAMPLES and self.left > 0:
+            block, self._carry = self._carry[: min(BLOCK_SAMPLES, self.left)], self._carry[BLOCK_SAMPLES:]
+            self.left -= len(block)
             yield block
 
 
@@ -270,36 +286,66 @@ class Outcome:
 
 
 class Outcomes:
-    """A timeline observer: per accepted question, its thesis and error events."""
+    """A timeline observer: per accepted question, its thesis and error events; and whether the
+    pipeline has settled (every utterance decided, every accepted question with an outcome)."""
 
     def __init__(self) -> None:
         self.by_q: dict[int, Outcome] = {}
         self.errors = Counter()
         self.roles = Counter()  # the speaker gate's decisions
         self.events = 0
+        self.settled = asyncio.Event()
+        self.settled.set()
+        self._undecided: set[int] = set()  # utterances emitted, not yet own, a question or an ASR error
+        self._unanswered: set[int] = set()  # accepted questions with neither a thesis nor an error yet
+        self._not_waited_for: tuple[set[int], set[int]] = (set(), set())  # the same, after a wait timed out
         self._last_asr: tuple[int | None, str] = (None, "")  # asr and question are emitted back to back
 
     def __call__(self, event: Event) -> None:
         self.events += 1
-        name, q = event["event"], event["q"]
-        if name == "asr":
-            self._last_asr = (event["utt"], event["text"])
+        name, q, utt = event["event"], event["q"], event["utt"]
+        if name == "segment":
+            self._undecided.add(utt)
+        elif name == "asr":
+            self._last_asr = (utt, event["text"])
         elif name == "speaker":
             self.roles[event["role"]] += 1
-        elif name == "question" and event["accepted"]:
-            self._accept(q, self._last_asr[1] if self._last_asr[0] == event["utt"] else "")
+            if event["role"] == "own":
+                self._undecided.discard(utt)
+        elif name == "question":
+            self._undecided.discard(utt)
+            if event["accepted"]:
+                self._accept(q, self._last_asr[1] if self._last_asr[0] == utt else "")
         elif name == "thesis" and q in self.by_q:
             self.by_q[q].theses += 1
+            self._unanswered.discard(q)
         elif name == "error":
             self.errors[event["stage"]] += 1
+            self._undecided.discard(utt)
             if q in self.by_q:
                 self.by_q[q].errors += 1
+                self._unanswered.discard(q)
+        self._update_settled()
 
     def _accept(self, q: int, text: str) -> None:
-        for outcome in self.by_q.values():
-            if not (outcome.theses or outcome.errors or outcome.overtaken_by):
-                outcome.overtaken_by = q
+        for waiting in self._unanswered:
+            self.by_q[waiting].overtaken_by = self.by_q[waiting].overtaken_by or q
         self.by_q[q] = Outcome(text)
+        self._unanswered.add(q)
+
+    def _update_settled(self) -> None:
+        utterances, questions = self._not_waited_for
+        if self._undecided - utterances or self._unanswered - questions:
+            self.settled.clear()
+        else:
+            self.settled.set()
+
+    def give_up(self) -> dict[str, list[int]]:
+        """Stop waiting for what has not come yet (it still counts if it comes later)."""
+        self._not_waited_for[0].update(self._undecided)
+        self._not_waited_for[1].update(self._unanswered)
+        self._update_settled()
+        return {"utterances": sorted(self._undecided), "questions": sorted(self._unanswered)}
 
     def summary(self) -> dict[str, Any]:
         outcomes = self.by_q.values()
@@ -308,6 +354,7 @@ class Outcomes:
             "answered": sum(1 for o in outcomes if o.theses),
             "error": sum(1 for o in outcomes if o.errors and not o.theses),
             "neither": [{"q": q, **asdict(o)} for q, o in self.by_q.items() if not (o.theses or o.errors)],
+            "undecided_utterances": sorted(self._undecided),  # neither own, nor a question, nor an ASR error
         }
 
 
@@ -335,6 +382,7 @@ class Soak:
         self.outcomes = Outcomes()
         self.tally: Counter = Counter()
         self.loop_exceptions: list[str] = []
+        self.waits_timed_out: list[dict[str, Any]] = []
         self.samples: list[dict[str, Any]] = []
         self.process = psutil.Process()
         self.started = time.monotonic()
@@ -342,15 +390,29 @@ class Soak:
 
     async def source(self) -> AsyncIterator[np.ndarray]:
         self.clock.restart()
-        next_minute = 1
-        for block in blocks(programme(self.bank, self.rng, self.tally), self.total):
-            await asyncio.sleep(0)  # as replay_file does with --fast
-            yield block
-            self.position += len(block)
-            if self.position >= next_minute * 60 * SAMPLE_RATE:
-                self.samples.append(self.sample())
-                self.update_report(finished=False)
-                next_minute += 1
+        blocks, next_minute = Blocks(self.total), 1
+        for kind, segment in programme(self.bank, self.rng, self.tally):
+            if kind == "question":
+                await self.examiner_waits()
+            for block in blocks.cut(segment):
+                await asyncio.sleep(0)  # as replay_file does with --fast
+                yield block
+                self.position += len(block)
+                if self.position >= next_minute * 60 * SAMPLE_RATE:
+                    self.samples.append(self.sample())
+                    self.update_report(finished=False)
+                    next_minute += 1
+            if not blocks.left:
+                return
+
+    async def examiner_waits(self) -> None:
+        """The next question comes once the previous answer has begun (a thesis or an error) and
+        everything said before it is decided — at most WAIT_LIMIT_S of wall time."""
+        try:
+            await asyncio.wait_for(self.outcomes.settled.wait(), WAIT_LIMIT_S)
+        except asyncio.TimeoutError:  # TimeoutError's alias only from Python 3.11
+            self.waits_timed_out.append({"minute": round(self.position / SAMPLE_RATE / 60, 2),
+                                         **self.outcomes.give_up()})
 
     def sample(self) -> dict[str, Any]:
         sample = {
@@ -375,14 +437,17 @@ class Soak:
         asyncio.get_running_loop().set_exception_handler(self.on_loop_exception)
         self.started = time.monotonic()
         await pipeline.run(self.source())
-        return self.sample()
+        end = self.sample()
+        end["leftover_tasks"] = sorted(task.get_coro().__qualname__ for task in asyncio.all_tasks()
+                                       if task is not asyncio.current_task())
+        return end
 
     def update_report(self, finished: bool, end: dict[str, Any] | None = None, exception: str | None = None) -> None:
         at_warm = next((s["rss_mb"] for s in self.samples if s["minute"] >= WARM_MINUTE), None)
         self.report.data.update(
             finished=finished,
             exception=exception,
-            programme=dict(self.tally),
+            programme={kind: round(count, 1) for kind, count in self.tally.items()},
             samples=self.samples,
             end=end,
             rss_minute_10_mb=at_warm,
@@ -392,6 +457,7 @@ class Soak:
             errors=dict(self.outcomes.errors),
             speaker_roles=dict(self.outcomes.roles),
             loop_exceptions=self.loop_exceptions,
+            waits_timed_out=self.waits_timed_out,
             wall_s=round(time.monotonic() - self.started, 1),
         )
         self.report.write()
@@ -421,7 +487,7 @@ def run_soak(args: argparse.Namespace) -> int:
         raise
     finally:
         gc.collect()  # a task dropped with an unretrieved exception is reported when collected
-        soak.update_report(finished=exception is None, end=end, exception=exception)
+        soak.update_report(finished=end is not None, end=end, exception=exception)
         engines.close()
     summary = report.data["questions"]
     print(f"RSS minute 10 {report.data['rss_minute_10_mb']} MB, end {report.data['rss_end_mb']} MB, growth "
@@ -431,7 +497,11 @@ def run_soak(args: argparse.Namespace) -> int:
     for outcome in summary["neither"]:
         overtaken = f" (q{outcome['overtaken_by']} was accepted first)" if outcome["overtaken_by"] else ""
         print(f"neither thesis nor error: q{outcome['q']} «{outcome['text']}»{overtaken}", flush=True)
-    return 1 if summary["neither"] or soak.loop_exceptions else 0
+    for wait in soak.waits_timed_out:
+        print(f"waited {WAIT_LIMIT_S:g} s in vain at minute {wait['minute']}: {wait}", flush=True)
+    if summary["undecided_utterances"]:
+        print(f"utterances never decided: {summary['undecided_utterances']}", flush=True)
+    return 1 if summary["neither"] or summary["undecided_utterances"] or soak.loop_exceptions else 0
 
 
 class OneLineParser(argparse.ArgumentParser):
