@@ -280,6 +280,18 @@ def test_f9_the_other_speakers_history_keeps_only_the_context_window() -> None:
     assert len(harness.of("asr")) == 30 and 0 < len(heard) <= 4, len(heard)
 
 
+def test_f9_only_speech_within_the_context_window_before_a_question_is_its_context() -> None:
+    """Old main measured the window back from the last thing heard, not from the question: a
+    question asked minutes after another got the old one as context (and the embedded model,
+    reading «(Ранее экзаменатор сказал: Какое сегодня число?)», answered «0»)."""
+    harness = Harness(LINES, llms=[answering_llm()], context_window_s=30)
+    harness.run(Say(1), Quiet(5), Say(3), Quiet(120), Say(2), WaitFor(event("thesis", q=3), "answer 3"))
+    asked = [prompt for prompt in harness.llm.prompts if ScriptedLLM.DEEPENING not in prompt]
+    by_question = {prompt.splitlines()[-1]: prompt for prompt in asked}  # the question comes after its context
+    assert PHOTOSYNTHESIS in by_question[SMALL_TALK_QUESTION], "5 s before: context"
+    assert "Ранее" not in by_question[INFLATION], "two minutes before: not context"
+
+
 # --- F11: what the LLM returns -------------------------------------------------------------------
 
 

@@ -171,8 +171,10 @@ class ScriptedLLM(ScriptedEngine):
         self.replies = replies
         self.token_s = token_s
         self.default = default
+        self.prompts: list[str] = []  # the user message of every call, context included
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
+        self.prompts.append(messages[-1]["content"])
         # what was asked, not the earlier speech the prompt quotes as context
         asked = "\n".join(line for line in messages[-1]["content"].splitlines() if not line.startswith("(Ранее"))
         keys = sorted(self.replies, key=lambda key: key != self.DEEPENING)  # a deepening request quotes the question

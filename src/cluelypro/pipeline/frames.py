@@ -29,6 +29,7 @@ class Question:
     utt: int
     text: str
     anchor: Anchor
+    said_at: float  # input time of the end of its speech
     commentary: bool = False  # a statement answered with facts (COMMENTARY_MODE)
     prefetch: LlmPrefetch | None = None  # its answer, already started on the pause
     cancellation: Cancellation = field(default_factory=Cancellation)  # a newer question took its turn

@@ -208,7 +208,7 @@ class Pipeline:
         if speculation is not None and role == "other" and transcript.text and self.settings.speculative_llm:
             accepted, reason = self.filter.decide(transcript.text)
             if accepted:
-                messages = self._messages(transcript.text, commentary=reason == "commentary")
+                messages = self._messages(transcript.text, reason == "commentary", said_at=speculation.end)
                 speculation.prefetch = LlmPrefetch(transcript.text, lambda: self._llm_items(messages), self.tasks)
         return Heard(role, score, transcript)
 
@@ -243,8 +243,8 @@ class Pipeline:
             prefetch = None
         if accepted:
             self._next_q += 1
-            question = Question(q, utterance.utt, text, anchor, commentary=reason == "commentary", prefetch=prefetch,
-                                cancellation=self.turns.accepted(q))
+            question = Question(q, utterance.utt, text, anchor, utterance.end, commentary=reason == "commentary",
+                                prefetch=prefetch, cancellation=self.turns.accepted(q))
             await self._questions.put(question)
 
     async def _speaker_role(self, audio: np.ndarray) -> tuple[str, float | None]:
@@ -287,12 +287,17 @@ class Pipeline:
 
     def _remember_heard(self, end: float, text: str) -> None:
         self._heard.append((end, text))
-        while self._heard and self._heard[0][0] < end - self.settings.context_window_s:
+        self._forget_heard_before(end - self.settings.context_window_s)
+
+    def _forget_heard_before(self, t: float) -> None:
+        while self._heard and self._heard[0][0] < t:
             self._heard.popleft()
 
-    def _messages(self, text: str, commentary: bool) -> list[dict[str, str]]:
-        """The thesis request for `text`, with what the other speaker said recently as context."""
-        context = " ".join(said for _, said in self._heard if said != text)
+    def _messages(self, text: str, commentary: bool, said_at: float) -> list[dict[str, str]]:
+        """The thesis request for `text`, said at input time `said_at`, with what the other
+        speaker said in the context window before it (a question minutes earlier is not context)."""
+        self._forget_heard_before(said_at - self.settings.context_window_s)
+        context = " ".join(said for end, said in self._heard if said != text and end < said_at)
         return thesis_messages(text, context, self.settings.asr_language, commentary)
 
     # --- generate --------------------------------------------------------------------------------
@@ -308,7 +313,7 @@ class Pipeline:
             await self.answer.finished()
 
     async def _answer(self, question: Question) -> None:
-        messages = self._messages(question.text, question.commentary)
+        messages = self._messages(question.text, question.commentary, question.said_at)
         answer = None
         writing = None  # the parser of the engine that is writing the answer
 
