@@ -161,7 +161,7 @@ def test_a_rejected_key_never_appears_anywhere(faults, tmp_path: Path) -> None:
     reach the terminal, the log or the event timeline."""
     wrong = "sk-test-" + uuid.uuid4().hex
     result = run(tmp_path, cloud_env(faults, key=wrong))
-    reasons = [s["reason"] for s in named(result, "provider_skipped")]
+    reasons = [s["reason"] for s in named(result, "provider_skipped") if s["reason"] != "cooling down"]
     assert {s["stage"] for s in named(result, "provider_skipped")} == {"asr", "llm", "tts"}
     assert all("***" in reason for reason in reasons), reasons  # the echoed key was there, masked
     for text in (result.stdout, result.stderr, result.raw):
