@@ -473,7 +473,7 @@ def run_soak(args: argparse.Namespace) -> int:
     gate = enrolled_gate(engines, speaker_files)
     report = Report(args.json, {"seed": args.seed, "minutes": args.minutes, "profile_speaker": args.profile_speaker,
                                 "voice_threshold": gate.threshold, "load_s": round(time.monotonic() - began, 1)})
-    clock, timeline = Clock(fast=True), Timeline()
+    clock, timeline = Clock(fast=True), Timeline(args.events)
     soak = Soak(args.minutes, bank, args.seed, report, clock)
     timeline.subscribe(soak.outcomes)
     earpiece = TrackEarpiece(clock, soak.total, keep=False)  # as `run --input --fast` makes it without --output
@@ -489,6 +489,7 @@ def run_soak(args: argparse.Namespace) -> int:
         gc.collect()  # a task dropped with an unretrieved exception is reported when collected
         soak.update_report(finished=end is not None, end=end, exception=exception)
         engines.close()
+        timeline.close()
     summary = report.data["questions"]
     print(f"RSS minute 10 {report.data['rss_minute_10_mb']} MB, end {report.data['rss_end_mb']} MB, growth "
           f"{report.data['growth_after_minute_10_mb']} MB; questions {summary['accepted']} accepted, "
@@ -514,6 +515,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, default=120.0, help="input time to replay (default 120)")
     parser.add_argument("--seed", type=int, default=1, help="the programme's seed (same seed, same programme)")
     parser.add_argument("--json", type=Path, help="write the report here, rewritten after every sample")
+    parser.add_argument("--events", type=Path, help="also write the event timeline as JSON lines")
     parser.add_argument("--profile-speaker", default="libri_1688",
                         help="speaker folder under ../shared/audio/speakers enrolled as the user")
     args = parser.parse_args(argv)

@@ -66,7 +66,7 @@ class Clock:
         return self.wall_anchor()
 
 
-EVENTS_KEPT = 20_000
+EVENTS_KEPT = 2_000
 """Events kept in memory (the JSON lines file has them all): hours of conversation stay bounded.
 Whoever needs a figure over the whole run subscribes an observer instead."""
 
