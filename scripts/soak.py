@@ -10,9 +10,8 @@ user's own speech and noise bursts, with 5–40 s of silence between them. It is
 embedded engines, loaded once. Like the scripted room of tests/test_scenarios.py, the examiner
 reacts to the prompter: a question is asked once the previous answer has begun (a thesis or an
 `error`) and everything said before it is decided, or after WAIT_LIMIT_S. Replayed flat out, ten
-minutes of input were read in 13 s, before any answer had begun (the queues hold them), and every
-question but the last was overtaken by the next before its first thesis: the input minutes would
-say nothing about a conversation.
+minutes of input were read in 13 s, before any answer had begun (the queues hold them): the input
+minutes would say nothing about a conversation.
 
 - questions: samples.EXAM_QUESTIONS and MORE_EXAM_QUESTIONS in RHVoice "aleksandr", and the
   shared real Russian clips (../shared/audio/ru) whose transcript the question filter accepts;
@@ -26,7 +25,9 @@ say nothing about a conversation.
 Every minute of input time it samples RSS, open asyncio tasks and threads (a progress line each),
 and counts, through a timeline observer, each accepted question's theses and `error` events.
 With --json the report is rewritten after every sample, so a killed run still leaves its samples.
-The exit code is 1 if an accepted question got neither a thesis nor an error, an utterance was
+A question the model declined (it wrote an answer with no thesis in it, «0»: it judged the
+utterance not worth one) is listed apart; it is the model's answer, not lost work.
+The exit code is 1 if an accepted question got neither a thesis, an error nor any LLM output, an utterance was
 never decided, or a task died with its exception unretrieved; a traceback if the pipeline raised.
 """
 
@@ -282,6 +283,7 @@ class Outcome:
     text: str
     theses: int = 0
     errors: int = 0
+    llm_wrote: bool = False  # an LLM answered (`llm_first_token`): no thesis then means it declined («0»)
     overtaken_by: int | None = None  # a newer question accepted before this one had any outcome
 
 
@@ -316,6 +318,8 @@ class Outcomes:
             self._undecided.discard(utt)
             if event["accepted"]:
                 self._accept(q, self._last_asr[1] if self._last_asr[0] == utt else "")
+        elif name == "llm_first_token" and q in self.by_q:
+            self.by_q[q].llm_wrote = True
         elif name == "thesis" and q in self.by_q:
             self.by_q[q].theses += 1
             self._unanswered.discard(q)
@@ -353,7 +357,11 @@ class Outcomes:
             "accepted": len(self.by_q),
             "answered": sum(1 for o in outcomes if o.theses),
             "error": sum(1 for o in outcomes if o.errors and not o.theses),
-            "neither": [{"q": q, **asdict(o)} for q, o in self.by_q.items() if not (o.theses or o.errors)],
+            # the model wrote an answer with no thesis in it: it judged the question not worth one
+            "declined": [{"q": q, **asdict(o)} for q, o in self.by_q.items()
+                         if not (o.theses or o.errors) and o.llm_wrote],
+            "neither": [{"q": q, **asdict(o)} for q, o in self.by_q.items()
+                        if not (o.theses or o.errors or o.llm_wrote)],
             "undecided_utterances": sorted(self._undecided),  # neither own, nor a question, nor an ASR error
         }
 
@@ -493,11 +501,14 @@ def run_soak(args: argparse.Namespace) -> int:
     summary = report.data["questions"]
     print(f"RSS minute 10 {report.data['rss_minute_10_mb']} MB, end {report.data['rss_end_mb']} MB, growth "
           f"{report.data['growth_after_minute_10_mb']} MB; questions {summary['accepted']} accepted, "
-          f"{summary['answered']} answered, {summary['error']} error only, {len(summary['neither'])} neither; "
+          f"{summary['answered']} answered, {summary['error']} error only, {len(summary['declined'])} declined "
+          f"by the model, {len(summary['neither'])} neither; "
           f"wall {report.data['wall_s']} s", flush=True)
     for outcome in summary["neither"]:
         overtaken = f" (q{outcome['overtaken_by']} was accepted first)" if outcome["overtaken_by"] else ""
         print(f"neither thesis nor error: q{outcome['q']} «{outcome['text']}»{overtaken}", flush=True)
+    for outcome in summary["declined"]:
+        print(f"declined by the model (no thesis in its answer): q{outcome['q']} «{outcome['text']}»", flush=True)
     for wait in soak.waits_timed_out:
         print(f"waited {WAIT_LIMIT_S:g} s in vain at minute {wait['minute']}: {wait}", flush=True)
     if summary["undecided_utterances"]:
