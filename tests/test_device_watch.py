@@ -8,6 +8,7 @@ exactly: a check every CHECK_EVERY_S, as the capture loop and the earpiece's wat
 from __future__ import annotations
 
 import logging
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -20,6 +21,8 @@ from cluelypro.audio.devices import (
     FLAGS_REPORT_EVERY_S,
     RETRY_EVERY_S,
     SILENT_STREAM_S,
+    HUNG_AFTER_S,
+    MAX_HUNG_REOPENINGS,
     DeviceError,
     WatchedStream,
 )
@@ -38,13 +41,20 @@ class FakeStream:
         self.active = False
         self.closed = False
         self.fails_to_start = fails_to_start
+        self.hangs: threading.Event | None = None  # set: start and abort block until it is set
+        self.aborted_in: threading.Thread | None = None
 
     def start(self) -> None:
         if self.fails_to_start:
             raise sd.PortAudioError("Unanticipated host error")
+        if self.hangs is not None:  # PortAudio 19.6 starting a stream on a device just gone
+            self.hangs.wait(timeout=30)  # a net: a test of the old code fails instead of hanging
         self.active = True
 
     def abort(self) -> None:
+        self.aborted_in = threading.current_thread()
+        if self.hangs is not None:  # a call into a dead device that does not return
+            self.hangs.wait(timeout=30)  # a net: a test of the old code fails instead of hanging
         self.active = False
 
     def close(self) -> None:
@@ -65,6 +75,7 @@ class Machine:
         self.streams: list[FakeStream] = []
         self.told: list[tuple[str, str, str, float]] = []
         self.fail_next_start = False
+        self.hang_next_starts: threading.Event | None = None
 
     def open(self, device, callback):
         self.attempts.append(device)
@@ -72,11 +83,13 @@ class Machine:
         if name not in self.plugged:
             raise DeviceError(f"no input device {name}")
         self.streams.append(FakeStream(callback, fails_to_start=self.fail_next_start))
+        self.streams[-1].hangs = self.hang_next_starts
         self.fail_next_start = False
         return self.streams[-1], name
 
-    def watch(self, which: str = "input", device: str | None = "USB Microphone") -> WatchedStream:
-        watched = WatchedStream(which, self.open, lambda *block: None, self.tell, monotonic=lambda: self.now)
+    def watch(self, which: str = "input", device: str | None = "USB Microphone", in_thread: bool = False) -> WatchedStream:
+        watched = WatchedStream(which, self.open, lambda *block: None, self.tell, monotonic=lambda: self.now,
+                                recover_in_thread=in_thread)
         watched.open(device)
         watched.start()
         return watched
@@ -190,3 +203,68 @@ def test_underruns_are_counted_and_warned_about_at_most_every_30_s(caplog: pytes
     machine.run(watched, 2 * FLAGS_REPORT_EVERY_S)
     assert len(caplog.records) == 2  # no underrun since: nothing more to say
     assert machine.told == []
+
+
+def _wait_until_installed(watched: WatchedStream) -> None:
+    """Checks, the fake clock standing still, until the recovery thread's new stream is in use."""
+    for _ in range(3000):  # a net of 30 s: this waits for a thread, not for time to pass
+        watched.check()
+        if watched.latency:  # a stream is installed
+            return
+        threading.Event().wait(0.01)
+    pytest.fail("the reopened stream was never installed")
+
+
+def test_a_hung_reopening_holds_up_no_check_and_is_abandoned_for_a_new_one(caplog: pytest.LogCaptureFixture) -> None:
+    machine = Machine({"USB Microphone"})
+    watched = machine.watch(in_thread=True)
+    machine.run(watched, FIRST_AUDIO_GRACE_S + 1)
+    dead = machine.stream
+    dead.hangs = threading.Event()  # closing the lost stream never returns
+    caplog.set_level(logging.WARNING, logger="cluelypro.audio.devices")
+    try:
+        machine.unplug("USB Microphone")
+        machine.plugged.add("USB Microphone")  # back at once: only the hung call stands in the way
+        machine.run(watched, HUNG_AFTER_S)  # every check returns meanwhile
+        assert dead.aborted_in is not None and dead.aborted_in is not threading.current_thread()
+        assert [told[1] for told in machine.told] == ["lost"] and len(machine.streams) == 1
+
+        machine.run(watched, CHECK_EVERY_S, delivering=False)  # abandoned: a new attempt, a thread of its own
+        _wait_until_installed(watched)
+        machine.run(watched, CHECK_EVERY_S)
+        assert [told[1] for told in machine.told] == ["lost", "back"] and watched.flowing
+        assert [record.getMessage() for record in caplog.records] == [
+            'microphone "USB Microphone": the sound system has not answered a reopening for 5 s '
+            "(a PortAudio hang); trying anew"
+        ]
+    finally:
+        dead.hangs.set()
+
+
+def test_a_device_whose_reopenings_keep_hanging_is_given_up_on(caplog: pytest.LogCaptureFixture) -> None:
+    machine = Machine({"USB Microphone"})
+    watched = machine.watch(in_thread=True)
+    machine.run(watched, FIRST_AUDIO_GRACE_S + 1)
+    machine.hang_next_starts = threading.Event()
+    try:
+        machine.unplug("USB Microphone")
+        machine.plugged.add("USB Microphone")
+        machine.run(watched, (MAX_HUNG_REOPENINGS + 3) * (HUNG_AFTER_S + CHECK_EVERY_S), delivering=False)
+        assert len(machine.streams) == 1 + MAX_HUNG_REOPENINGS  # no more threads left hanging than that
+        assert caplog.records[-1].levelname == "ERROR" and "giving up on it" in caplog.records[-1].getMessage()
+        assert [told[1] for told in machine.told] == ["lost"]
+    finally:
+        machine.hang_next_starts.set()
+
+
+def test_closing_for_good_does_not_wait_long_for_a_stream_that_will_not_close() -> None:
+    machine = Machine({"USB Microphone"})
+    watched = machine.watch(in_thread=True)
+    machine.run(watched, CHECK_EVERY_S)
+    machine.stream.hangs = threading.Event()
+    try:
+        watched.close()  # returns after CLOSE_WAIT_S: the exit goes on
+        assert machine.stream.aborted_in is not threading.current_thread()
+        assert not watched.flowing
+    finally:
+        machine.stream.hangs.set()

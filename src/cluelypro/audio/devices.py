@@ -3,7 +3,9 @@ streams that outlive their device: a lost device is reported and reopened when i
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -18,6 +20,9 @@ SILENT_STREAM_S = 1.0  # a running stream whose callback has not run for this lo
 FIRST_AUDIO_GRACE_S = 5.0  # a stream just started may deliver late or haltingly (a device waking from suspend, an idle null sink: ~2 s)
 RETRY_EVERY_S = 2.0  # reopen attempts while a device is lost
 FLAGS_REPORT_EVERY_S = 30.0  # at most one warning line per stream about overflows or underruns
+HUNG_AFTER_S = 5.0  # a reopening not returned by then is hung (see _Recovery): abandoned, and tried anew
+MAX_HUNG_REOPENINGS = 5  # then the device is given up on (each hung one keeps a thread for good)
+CLOSE_WAIT_S = 2.0  # how long closing a stream for good may hold up the exit
 
 DeviceCallback = Callable[[str, str, str], None]
 """Told (which, state, name): which is "input" or "output", state "lost" or "back"."""
@@ -30,6 +35,9 @@ WATCHED_FLAGS = {"input": ("input_overflow", "input_underflow"), "output": ("out
 
 # Streams this process opened: PortAudio's device list may only be refreshed while none is open.
 _streams: weakref.WeakSet[Any] = weakref.WeakSet()
+# Opening (with its refresh of PortAudio) happens in the microphone's and the earpiece's recovery
+# threads too: one at a time, so one never restarts PortAudio under the other's opening.
+_opening = threading.Lock()
 
 
 class DeviceError(RuntimeError):
@@ -82,7 +90,11 @@ def _refresh_device_list(sd: Any) -> None:
 
 
 def open_input_stream(device: str | int | None, callback: Callable[..., None]) -> tuple[Any, str]:
-    sd = _sounddevice()
+    with _opening:
+        return _open_input_stream(_sounddevice(), device, callback)
+
+
+def _open_input_stream(sd: Any, device: str | int | None, callback: Callable[..., None]) -> tuple[Any, str]:
     _refresh_device_list(sd)
     rate = _device_rate(sd, device, "input")
     try:
@@ -98,7 +110,11 @@ def open_input_stream(device: str | int | None, callback: Callable[..., None]) -
 
 def open_output_stream(device: str | int | None, callback: Callable[..., None]) -> tuple[Any, str]:
     """A 16 kHz stream, the pipeline's own rate (PortAudio resamples if the device needs it)."""
-    sd = _sounddevice()
+    with _opening:
+        return _open_output_stream(_sounddevice(), device, callback)
+
+
+def _open_output_stream(sd: Any, device: str | int | None, callback: Callable[..., None]) -> tuple[Any, str]:
     rate = SAMPLE_RATE
     _refresh_device_list(sd)
     _device_rate(sd, device, "output")
@@ -120,18 +136,82 @@ class _Heartbeat:
         self.last: float | None = None
 
 
+class _Opened:
+    """A stream opened (and maybe started), with its device's name and its callback's heartbeat."""
+
+    def __init__(self, stream: Any, name: str, heartbeat: _Heartbeat, started_at: float = 0.0) -> None:
+        self.stream, self.name, self.heartbeat, self.started_at = stream, name, heartbeat, started_at
+
+
+class _Recovery:
+    """Closing a lost stream and opening the next one, in a thread of its own, because it can hang.
+
+    PortAudio 19.6 (Debian 12's) never returns from starting a callback stream whose device went
+    away a moment before: its callback thread fails before it wakes the caller, who then waits on
+    a timeout reckoned on the wrong clock (seen with ALSA's pulse plugin, a sink unloaded). The
+    event loop that runs the prompter must not wait with it: a recovery not finished within
+    HUNG_AFTER_S is `abandon`ed, and should it ever finish, its stream is closed there and then.
+    """
+
+    def __init__(self, work: Callable[[], _Opened | None], in_thread: bool, started_at: float) -> None:
+        self.started_at = started_at
+        self.result: _Opened | None = None
+        self.finished = False
+        self._abandoned = False
+        self._lock = threading.Lock()
+        if in_thread:
+            threading.Thread(target=self._run, args=(work,), name="device-recovery", daemon=True).start()
+        else:
+            self._run(work)
+
+    def abandon(self) -> bool:
+        """Let it go unless it has just finished (then False: its result is there to be used)."""
+        with self._lock:
+            self._abandoned = not self.finished
+            return self._abandoned
+
+    def _run(self, work: Callable[[], _Opened | None]) -> None:
+        result = None
+        try:
+            result = work()
+        except Exception:  # a thread's error must not vanish; the next attempt retries
+            log.exception("reopening a sound device failed")
+        with self._lock:
+            self.result, self.finished = result, True
+            if not self._abandoned or result is None:
+                return
+        _close_stream(result.stream)  # too late: another stream has been, or will be, opened instead
+
+
+def _keep_portaudio_at_exit_from_aborting() -> None:
+    """With a start hung in PortAudio, its shutdown at exit (sounddevice's exit handler) fails an
+    assertion on the hung stream's mutex and aborts the process: leave the closing to the OS."""
+    atexit.unregister(_sounddevice()._exit_handler)
+
+
+def _close_stream(stream: Any) -> None:
+    try:
+        stream.abort()  # closing a stream that still runs can hang
+        stream.close()
+    except Exception as error:  # noqa: BLE001 - a dead device's stream may fail to close; it is gone either way
+        log.debug("closing a stream failed: %s", error)
+
+
 class WatchedStream:
     """One PortAudio stream, watched from the event loop (`check` every CHECK_EVERY_S).
 
     Lost: the stream stopped (PortAudio gave up on the device), a call on it failed, or its
     callback has not run for SILENT_STREAM_S (a driver that keeps a dead stream "active"). A loss
     is told once; a reopening is tried every RETRY_EVERY_S, the same device by name first, else
-    the system default, and "back" is told once the reopened stream delivers. Overflow and
-    underrun flags are counted and logged at most every FLAGS_REPORT_EVERY_S.
+    the system default, and "back" is told once the reopened stream delivers. Closing the lost
+    stream and reopening run in a thread (`_Recovery`), so `check` never blocks; one hung for
+    HUNG_AFTER_S is abandoned with a warning, and after MAX_HUNG_REOPENINGS the device is given
+    up on with an error line. Overflow and underrun flags are counted and logged at most every
+    FLAGS_REPORT_EVERY_S.
     """
 
     def __init__(self, which: str, opener: Opener, callback: Callable[..., None], on_device: DeviceCallback,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, recover_in_thread: bool = True) -> None:
         self.which = which
         self.name = ""
         self.samplerate = 0  # of the current stream, read by its callback
@@ -139,10 +219,14 @@ class WatchedStream:
         self._callback = callback
         self._on_device = on_device
         self._monotonic = monotonic
+        self._recover_in_thread = recover_in_thread
         self._stream: Any = None
         self._heartbeat = _Heartbeat()
         self._started_at = 0.0
         self._lost = False
+        self._closed = False
+        self._recovery: _Recovery | None = None
+        self._hung_reopenings = 0
         self._next_attempt = 0.0
         self._flags = dict.fromkeys(WATCHED_FLAGS[which], 0)  # fixed keys: safe to read while counted
         self._flags_reported = dict(self._flags)
@@ -159,44 +243,123 @@ class WatchedStream:
 
     def open(self, device: str | int | None) -> None:
         """The first opening, not started: a missing device is the user's error (DeviceError)."""
-        heartbeat = _Heartbeat()
-        stream, name = self._opener(device, self._beating(heartbeat))
-        self._stream, self.name, self._heartbeat = stream, name, heartbeat
-        self.samplerate = int(stream.samplerate)
+        self._install(self._open(device))
 
     def start(self) -> None:
         """Start the stream opened; one that fails to start is found lost by the next check."""
         try:
-            self._start()
+            self._started_at = self._start(self._stream)
         except _sounddevice().PortAudioError as error:
             log.debug("starting the %s failed: %s", LABELS[self.which], error)
-            self.close()
+            self._abandon()
 
     def check(self) -> None:
         now = self._monotonic()
+        if not self._recovered(now):
+            return
         if self._stream is not None and self._alive(now):
             if self._lost and self._heartbeat.last is not None:
                 self._lost = False
                 self._on_device(self.which, "back", self.name)
             self._report_flags(now)
             return
-        self.close()
+        lost_stream = self._stream
+        self._stream = None
         if not self._lost:
             self._lost = True
             self._on_device(self.which, "lost", self.name)
-        if now >= self._next_attempt:
+        reopen = now >= self._next_attempt and self._hung_reopenings < MAX_HUNG_REOPENINGS
+        if reopen:
             self._next_attempt = now + RETRY_EVERY_S
-            self._reopen()
+        if reopen or lost_stream is not None:
+            self._recovery = _Recovery(lambda: self._replace(lost_stream, reopen), self._recover_in_thread, now)
+            self._recovered(now)  # done at once when not run in a thread
 
     def close(self) -> None:
-        if self._stream is not None:
-            self._stream.abort()  # closing a stream that still runs can hang; errors are ignored
-            self._stream.close()
-            self._stream = None
+        """For good (the session ends): waits at most CLOSE_WAIT_S for a stream that will not close."""
+        self._closed = True
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        if not self._recover_in_thread:
+            _close_stream(stream)
+            return
+        closing = threading.Thread(target=_close_stream, args=(stream,), name="device-close", daemon=True)
+        closing.start()
+        closing.join(CLOSE_WAIT_S)
 
-    def _start(self) -> None:
-        self._stream.start()
-        self._started_at = self._monotonic()
+    def _recovered(self, now: float) -> bool:
+        """No reopening under way (one that finished is installed, one hung is abandoned)."""
+        recovery = self._recovery
+        if recovery is None:
+            return True
+        if not recovery.finished:
+            if now - recovery.started_at < HUNG_AFTER_S or not recovery.abandon():
+                return False
+            self._recovery = None
+            self._hung_reopenings += 1
+            _keep_portaudio_at_exit_from_aborting()
+            self._tell_hung()
+            return True
+        self._recovery = None
+        if recovery.result is not None:
+            self._install(recovery.result)
+        return True
+
+    def _tell_hung(self) -> None:
+        label = f'{LABELS[self.which]} "{self.name}"'
+        if self._hung_reopenings < MAX_HUNG_REOPENINGS:
+            log.warning("%s: the sound system has not answered a reopening for %.0f s (a PortAudio hang); "
+                        "trying anew", label, HUNG_AFTER_S)
+        else:
+            log.error("%s: the sound system hung %d times reopening it; giving up on it — restart cluelypro "
+                      "once the device is back", label, self._hung_reopenings)
+
+    def _replace(self, lost_stream: Any, reopen: bool) -> _Opened | None:
+        """In the recovery thread: close the lost stream, then try to open and start the next."""
+        if lost_stream is not None:
+            _close_stream(lost_stream)
+        if not reopen or self._closed:
+            return None
+        sd = _sounddevice()
+        for device in dict.fromkeys((self.name, None)):  # by name, else the system default
+            opened = None
+            try:
+                opened = self._open(device)
+                self.samplerate = int(opened.stream.samplerate)  # before its callback first runs
+                opened.started_at = self._start(opened.stream)
+            except (DeviceError, sd.PortAudioError) as error:
+                log.debug("reopening the %s %r failed: %s", LABELS[self.which], device, error)
+                if opened is not None:
+                    _close_stream(opened.stream)
+                continue
+            if self._closed:  # the session ended meanwhile
+                _close_stream(opened.stream)
+                return None
+            return opened
+        return None
+
+    def _open(self, device: str | int | None) -> _Opened:
+        heartbeat = _Heartbeat()
+        stream, name = self._opener(device, self._beating(heartbeat))
+        return _Opened(stream, name, heartbeat)
+
+    def _install(self, opened: _Opened) -> None:
+        self._stream, self.name, self._heartbeat = opened.stream, opened.name, opened.heartbeat
+        self._started_at = opened.started_at
+        self.samplerate = int(opened.stream.samplerate)
+
+    def _start(self, stream: Any) -> float:
+        stream.start()
+        return self._monotonic()
+
+    def _abandon(self) -> None:
+        """A stream that failed: closed where it cannot hold up the event loop; `check` reopens."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            self._recovery = _Recovery(lambda: self._replace(stream, reopen=False), self._recover_in_thread,
+                                       self._monotonic())
+            self._recovered(self._monotonic())
 
     def _beating(self, heartbeat: _Heartbeat) -> Callable[..., None]:
         callback, monotonic, flags = self._callback, self._monotonic, self._flags
@@ -219,17 +382,6 @@ class WatchedStream:
         if now - self._started_at < FIRST_AUDIO_GRACE_S:
             return True
         return self._heartbeat.last is not None and now - self._heartbeat.last < SILENT_STREAM_S
-
-    def _reopen(self) -> None:
-        sd = _sounddevice()
-        for device in dict.fromkeys((self.name, None)):  # by name, else the system default
-            try:
-                self.open(device)
-                self._start()
-                return
-            except (DeviceError, sd.PortAudioError) as error:
-                log.debug("reopening the %s %r failed: %s", LABELS[self.which], device, error)
-                self.close()
 
     def _report_flags(self, now: float) -> None:
         if now < self._next_flags_report:
