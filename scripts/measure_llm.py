@@ -22,7 +22,6 @@ from cluelypro.llm.thesis_parser import ThesisStreamParser
 from cluelypro.prompter.samples import EXAM_QUESTIONS
 
 
-
 def rss_mb() -> float:
     with open("/proc/self/status") as status:
         line = next(line for line in status if line.startswith("VmRSS:"))
@@ -81,8 +80,10 @@ def main() -> None:
     for question in EXAM_QUESTIONS:
         result = ask(llm, question, args.max_tokens)
         results.append(result)
-        print(f"{question}  ttft={result['ttft']:.2f}s first_thesis={result['first_thesis']:.2f}s "
-              f"{result['tok_s']:.1f} tok/s")
+        print(
+            f"{question}  ttft={result['ttft']:.2f}s first_thesis={result['first_thesis']:.2f}s "
+            f"{result['tok_s']:.1f} tok/s"
+        )
         for thesis in result["theses"]:
             print(f"    - {thesis}")
 

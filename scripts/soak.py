@@ -178,8 +178,10 @@ def real_russian_clips(question_filter: QuestionFilter) -> tuple[list[Line], lis
     folder = SHARED_AUDIO / "ru"
     with (folder / "transcripts.tsv").open(encoding="utf-8") as table:
         rows = list(csv.reader(table, delimiter="\t"))
-    lines = [Line("question" if question_filter.decide(text)[0] else "chatter", text, read_audio(folder / name))
-             for name, text in rows]
+    lines = [
+        Line("question" if question_filter.decide(text)[0] else "chatter", text, read_audio(folder / name))
+        for name, text in rows
+    ]
     return [line for line in lines if line.kind == "question"], [line for line in lines if line.kind == "chatter"]
 
 
@@ -358,10 +360,12 @@ class Outcomes:
             "answered": sum(1 for o in outcomes if o.theses),
             "error": sum(1 for o in outcomes if o.errors and not o.theses),
             # the model wrote an answer with no thesis in it: it judged the question not worth one
-            "declined": [{"q": q, **asdict(o)} for q, o in self.by_q.items()
-                         if not (o.theses or o.errors) and o.llm_wrote],
-            "neither": [{"q": q, **asdict(o)} for q, o in self.by_q.items()
-                        if not (o.theses or o.errors or o.llm_wrote)],
+            "declined": [
+                {"q": q, **asdict(o)} for q, o in self.by_q.items() if not (o.theses or o.errors) and o.llm_wrote
+            ],
+            "neither": [
+                {"q": q, **asdict(o)} for q, o in self.by_q.items() if not (o.theses or o.errors or o.llm_wrote)
+            ],
             "undecided_utterances": sorted(self._undecided),  # neither own, nor a question, nor an ASR error
         }
 
@@ -419,8 +423,9 @@ class Soak:
         try:
             await asyncio.wait_for(self.outcomes.settled.wait(), WAIT_LIMIT_S)
         except asyncio.TimeoutError:  # TimeoutError's alias only from Python 3.11
-            self.waits_timed_out.append({"minute": round(self.position / SAMPLE_RATE / 60, 2),
-                                         **self.outcomes.give_up()})
+            self.waits_timed_out.append(
+                {"minute": round(self.position / SAMPLE_RATE / 60, 2), **self.outcomes.give_up()}
+            )
 
     def sample(self) -> dict[str, Any]:
         sample = {
@@ -433,8 +438,11 @@ class Soak:
             "events": self.outcomes.events,
             "wall_s": round(time.monotonic() - self.started, 1),
         }
-        print("minute {minute:6.2f}  rss {rss_mb:7.1f} MB  tasks {tasks:3d}  threads {threads:3d} ({os_threads} os)  "
-              "questions {questions:4d}  wall {wall_s:7.1f} s".format(**sample), flush=True)
+        print(
+            "minute {minute:6.2f}  rss {rss_mb:7.1f} MB  tasks {tasks:3d}  threads {threads:3d} ({os_threads} os)  "
+            "questions {questions:4d}  wall {wall_s:7.1f} s".format(**sample),
+            flush=True,
+        )
         return sample
 
     def on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -446,8 +454,9 @@ class Soak:
         self.started = time.monotonic()
         await pipeline.run(self.source())
         end = self.sample()
-        end["leftover_tasks"] = sorted(task.get_coro().__qualname__ for task in asyncio.all_tasks()
-                                       if task is not asyncio.current_task())
+        end["leftover_tasks"] = sorted(
+            task.get_coro().__qualname__ for task in asyncio.all_tasks() if task is not asyncio.current_task()
+        )
         return end
 
     def update_report(self, finished: bool, end: dict[str, Any] | None = None, exception: str | None = None) -> None:
@@ -479,8 +488,16 @@ def run_soak(args: argparse.Namespace) -> int:
     engines = build_engines(settings, speaker_gate=True)
     load_engines(engines, lambda label: lambda done, total: None)
     gate = enrolled_gate(engines, speaker_files)
-    report = Report(args.json, {"seed": args.seed, "minutes": args.minutes, "profile_speaker": args.profile_speaker,
-                                "voice_threshold": gate.threshold, "load_s": round(time.monotonic() - began, 1)})
+    report = Report(
+        args.json,
+        {
+            "seed": args.seed,
+            "minutes": args.minutes,
+            "profile_speaker": args.profile_speaker,
+            "voice_threshold": gate.threshold,
+            "load_s": round(time.monotonic() - began, 1),
+        },
+    )
     clock, timeline = Clock(fast=True), Timeline(args.events)
     soak = Soak(args.minutes, bank, args.seed, report, clock)
     timeline.subscribe(soak.outcomes)
@@ -499,11 +516,14 @@ def run_soak(args: argparse.Namespace) -> int:
         engines.close()
         timeline.close()
     summary = report.data["questions"]
-    print(f"RSS minute 10 {report.data['rss_minute_10_mb']} MB, end {report.data['rss_end_mb']} MB, growth "
-          f"{report.data['growth_after_minute_10_mb']} MB; questions {summary['accepted']} accepted, "
-          f"{summary['answered']} answered, {summary['error']} error only, {len(summary['declined'])} declined "
-          f"by the model, {len(summary['neither'])} neither; "
-          f"wall {report.data['wall_s']} s", flush=True)
+    print(
+        f"RSS minute 10 {report.data['rss_minute_10_mb']} MB, end {report.data['rss_end_mb']} MB, growth "
+        f"{report.data['growth_after_minute_10_mb']} MB; questions {summary['accepted']} accepted, "
+        f"{summary['answered']} answered, {summary['error']} error only, {len(summary['declined'])} declined "
+        f"by the model, {len(summary['neither'])} neither; "
+        f"wall {report.data['wall_s']} s",
+        flush=True,
+    )
     for outcome in summary["neither"]:
         overtaken = f" (q{outcome['overtaken_by']} was accepted first)" if outcome["overtaken_by"] else ""
         print(f"neither thesis nor error: q{outcome['q']} «{outcome['text']}»{overtaken}", flush=True)
@@ -527,8 +547,11 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="the programme's seed (same seed, same programme)")
     parser.add_argument("--json", type=Path, help="write the report here, rewritten after every sample")
     parser.add_argument("--events", type=Path, help="also write the event timeline as JSON lines")
-    parser.add_argument("--profile-speaker", default="libri_1688",
-                        help="speaker folder under ../shared/audio/speakers enrolled as the user")
+    parser.add_argument(
+        "--profile-speaker",
+        default="libri_1688",
+        help="speaker folder under ../shared/audio/speakers enrolled as the user",
+    )
     args = parser.parse_args(argv)
     if args.minutes <= 0:
         parser.error("--minutes must be positive")

@@ -90,14 +90,26 @@ class PulseServer:
         lines += [f"load-module module-null-sink sink_name={name}" for name in self.sinks]
         script.write_text("\n".join(lines) + "\n")
         command = [
-            "pulseaudio", "-n", "-F", str(script),
-            "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
-            "--realtime=no", "--high-priority=no", "--no-cpu-limit",
-            "--log-target=stderr", "--log-level=info",
+            "pulseaudio",
+            "-n",
+            "-F",
+            str(script),
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--use-pid-file=no",
+            "--realtime=no",
+            "--high-priority=no",
+            "--no-cpu-limit",
+            "--log-target=stderr",
+            "--log-level=info",
         ]
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
-                command, env=self._daemon_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                command,
+                env=self._daemon_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
                 start_new_session=True,
             )
         deadline = time.monotonic() + self.startup_timeout_s

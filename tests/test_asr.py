@@ -269,9 +269,7 @@ def recognizer() -> WhisperRecognizer:
 
 
 @pytest.mark.slow
-def test_embedded_model_is_joined_once_and_reused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_embedded_model_is_joined_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLUELYPRO_CACHE_DIR", str(tmp_path))
     progress_calls: list[tuple[int, int]] = []
 

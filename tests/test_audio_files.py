@@ -21,7 +21,6 @@ from cluelypro.audio.earpiece import TrackEarpiece
 from cluelypro.audio.io import read_audio
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE
 from cluelypro.metrics.timeline import Clock
-
 from conftest import RU_AUDIO
 
 RATE = 48_000
@@ -55,7 +54,15 @@ def noises(n: int, rng: np.random.Generator) -> list[np.ndarray]:
     t = np.arange(n) / RATE
     hum = sum(0.1 / k * np.sin(2 * np.pi * 50 * k * t) for k in range(1, 8))
     tone = 0.05 * np.sin(2 * np.pi * 1000 * t)
-    return [np.zeros(n), white, 0.05 * pink / pink.std(), 0.05 * brown / brown.std(), hum, tone, rng.normal(0, 0.003, n)]
+    return [
+        np.zeros(n),
+        white,
+        0.05 * pink / pink.std(),
+        0.05 * brown / brown.std(),
+        hum,
+        tone,
+        rng.normal(0, 0.003, n),
+    ]
 
 
 def speech_at_48k(speech: np.ndarray, lead_s: float = 1.0, tail_s: float = 1.0) -> np.ndarray:
@@ -64,7 +71,9 @@ def speech_at_48k(speech: np.ndarray, lead_s: float = 1.0, tail_s: float = 1.0) 
 
 
 @pytest.mark.parametrize("speech_channel", [0, 2, 7])
-def test_an_8_channel_file_keeps_the_channel_with_the_speech(speech_channel: int, speech: np.ndarray, tmp_path: Path) -> None:
+def test_an_8_channel_file_keeps_the_channel_with_the_speech(
+    speech_channel: int, speech: np.ndarray, tmp_path: Path
+) -> None:
     voice = speech_at_48k(speech)
     others = noises(len(voice), np.random.default_rng(speech_channel))
     channels = others[:speech_channel] + [voice] + others[speech_channel:]
@@ -74,7 +83,9 @@ def test_an_8_channel_file_keeps_the_channel_with_the_speech(speech_channel: int
     heard = read_audio(path)
     reference = soxr.resample(voice, RATE, SAMPLE_RATE)
     mixed = soxr.resample(np.mean(channels, axis=0), RATE, SAMPLE_RATE)
-    print(f"speech channel {speech_channel}: kept {snr_db(heard, reference):.1f} dB, mixed {snr_db(mixed, reference):.1f} dB")
+    print(
+        f"speech channel {speech_channel}: kept {snr_db(heard, reference):.1f} dB, mixed {snr_db(mixed, reference):.1f} dB"
+    )
     assert snr_db(heard, reference) > 40, "the speech channel itself, not a mix"
     assert snr_db(mixed, reference) < 10, "control: the mix of all channels buries the speech"
 
@@ -140,7 +151,9 @@ print(sum(len(block) for block in stream_audio(audio)), audio.channel)
 
 
 @pytest.mark.parametrize("channels", [2, 3])
-def test_reading_a_file_takes_the_same_memory_for_10_and_60_minutes(channels: int, speech: np.ndarray, tmp_path: Path) -> None:
+def test_reading_a_file_takes_the_same_memory_for_10_and_60_minutes(
+    channels: int, speech: np.ndarray, tmp_path: Path
+) -> None:
     peaks = {}
     for minutes in (10, 60):
         path = tmp_path / f"{minutes}min.flac"
@@ -170,7 +183,9 @@ def play_all(earpiece: TrackEarpiece, plays: list[tuple[float, np.ndarray] | Non
     return asyncio.run(played())
 
 
-def test_the_track_mixes_overlaps_leaves_zeros_between_and_runs_past_the_input(speech: np.ndarray, tmp_path: Path) -> None:
+def test_the_track_mixes_overlaps_leaves_zeros_between_and_runs_past_the_input(
+    speech: np.ndarray, tmp_path: Path
+) -> None:
     a, b, c = speech[:4000], speech[4000:12000], speech[12000:20000]
     length = 2 * SAMPLE_RATE
     with TrackEarpiece(Clock(fast=True), length) as earpiece:
@@ -220,7 +235,9 @@ with TrackEarpiece(Clock(fast=True), minutes * 60 * SAMPLE_RATE, keep=keep) as e
 
 
 @pytest.mark.parametrize("keep", [True, False])
-def test_the_earpiece_takes_the_same_memory_for_10_and_60_minutes(keep: bool, speech: np.ndarray, tmp_path: Path) -> None:
+def test_the_earpiece_takes_the_same_memory_for_10_and_60_minutes(
+    keep: bool, speech: np.ndarray, tmp_path: Path
+) -> None:
     question = tmp_path / "question.wav"
     sf.write(question, np.tile(speech, 2), SAMPLE_RATE)
     peaks = {}

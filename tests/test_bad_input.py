@@ -21,7 +21,9 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Windows file na
 
 def run_cli(*args: str | bytes, data: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CLUELYPRO_DATA_DIR": str(data)}
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, errors="replace", env=env, cwd=data, timeout=120)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, errors="replace", env=env, cwd=data, timeout=120
+    )
 
 
 def not_utf8_name(folder: Path, stem: str) -> bytes:
@@ -36,7 +38,9 @@ def test_a_missing_input_whose_name_is_not_utf8(tmp_path: Path) -> None:
 def test_an_input_that_is_not_audio_whose_name_is_not_utf8(tmp_path: Path) -> None:
     name = not_utf8_name(tmp_path, "notes")
     Path(os.fsdecode(name)).write_bytes(b"these are not audio samples")
-    assert_one_line_exit_2(run_cli("run", "--fast", "--input", name, data=tmp_path), "cannot read", "notes\\xff\\xfe.wav")
+    assert_one_line_exit_2(
+        run_cli("run", "--fast", "--input", name, data=tmp_path), "cannot read", "notes\\xff\\xfe.wav"
+    )
 
 
 def test_an_audio_file_whose_name_is_not_utf8_is_read(tmp_path: Path) -> None:
@@ -55,11 +59,17 @@ def write_active_profile(data: Path, content: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(b"[" * 100_000 + b"]" * 100_000, "RecursionError"), (b'{"pad": "' + b"x" * 2_000_000 + b'"}', "larger than 1 MB")],
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "RecursionError"),
+        (b'{"pad": "' + b"x" * 2_000_000 + b'"}', "larger than 1 MB"),
+    ],
     ids=["nested 100000 deep", "2 MB"],
 )
-@pytest.mark.parametrize("command", [["profiles", "use", "me"], ["run", "--fast", "--input", str(RU_AUDIO / "golos_00.wav")]],
-                         ids=["profiles use", "run"])
+@pytest.mark.parametrize(
+    "command",
+    [["profiles", "use", "me"], ["run", "--fast", "--input", str(RU_AUDIO / "golos_00.wav")]],
+    ids=["profiles use", "run"],
+)
 def test_a_damaged_profile_file_is_one_line(command: list[str], content: bytes, reason: str, tmp_path: Path) -> None:
     write_active_profile(tmp_path, content)
     assert_one_line_exit_2(run_cli(*command, data=tmp_path), "voice profile file", "is damaged", reason)

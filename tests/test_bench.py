@@ -15,13 +15,30 @@ import pytest
 
 from cluelypro.bench.runner import outcome
 
+
 @pytest.mark.slow
 def test_bench_smoke(tmp_path: Path) -> None:
     out_json, out_png = tmp_path / "out.json", tmp_path / "out.png"
     done = subprocess.run(
-        [sys.executable, "-m", "cluelypro.cli", "bench", "--limit", "2", "--repeat", "1", "--baseline", "sequential",
-         "--json", str(out_json), "--plot", str(out_png)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "cluelypro.cli",
+            "bench",
+            "--limit",
+            "2",
+            "--repeat",
+            "1",
+            "--baseline",
+            "sequential",
+            "--json",
+            str(out_json),
+            "--plot",
+            str(out_png),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "voice-to-voice" in done.stdout

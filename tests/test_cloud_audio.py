@@ -208,8 +208,9 @@ def openai_tts(openai_server_once):
 
 @pytest.fixture(scope="module")
 def google_tts(google_server_once):
-    return ready(GoogleCloudSynthesizer(google_server_once.credentials, endpoint=google_server_once.url,
-                                        timeout_s=TIMEOUT_S))
+    return ready(
+        GoogleCloudSynthesizer(google_server_once.credentials, endpoint=google_server_once.url, timeout_s=TIMEOUT_S)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -266,14 +267,25 @@ def test_unusable_credentials_file_is_one_line_without_the_key(tmp_path, monkeyp
     not_a_service_account.write_text('{"type": "authorized_user", "client_id": "x"}', encoding="utf-8")
     bad_key = tmp_path / "bad-key.json"
     bad_key.write_text(
-        json.dumps({"type": "service_account", "client_email": "a@b.iam.gserviceaccount.com",
-                                  "token_uri": "http://127.0.0.1:9/token", "private_key": private_key,
-                                  "private_key_id": "abc"}),
+        json.dumps(
+            {
+                "type": "service_account",
+                "client_email": "a@b.iam.gserviceaccount.com",
+                "token_uri": "http://127.0.0.1:9/token",
+                "private_key": private_key,
+                "private_key_id": "abc",
+            }
+        ),
         encoding="utf-8",
     )
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
-    cases = {tmp_path / "missing.json": "no credentials file", not_json: "cannot use",
-             not_a_service_account: "cannot use", bad_key: "cannot use", None: "GOOGLE_APPLICATION_CREDENTIALS"}
+    cases = {
+        tmp_path / "missing.json": "no credentials file",
+        not_json: "cannot use",
+        not_a_service_account: "cannot use",
+        bad_key: "cannot use",
+        None: "GOOGLE_APPLICATION_CREDENTIALS",
+    }
     for path, expected in cases.items():
         with pytest.raises(ModelUnavailableError) as raised:
             GoogleCloudSynthesizer(path).load()
@@ -292,8 +304,13 @@ def test_transcription_matches_embedded_whisper(model, clip, whisper, openai_ser
     text = engine.transcribe(clip)
     assert text and text == whisper.transcribe(clip)
     sent = openai_server.state.transcriptions[-1]
-    assert sent == {"model": model, "language": "ru", "response_format": "json",
-                    "filename": "speech.wav", "content_type": "audio/wav"}
+    assert sent == {
+        "model": model,
+        "language": "ru",
+        "response_format": "json",
+        "filename": "speech.wav",
+        "content_type": "audio/wav",
+    }
 
 
 @pytest.mark.slow
@@ -313,7 +330,11 @@ def test_openai_speech_streams_24k_audio_whisper_understands(openai_tts, openai_
     assert len(chunks) >= 3, "the PCM stream should arrive in several chunks"
     assert_speech_of(np.concatenate(chunks), SENTENCE, whisper)
     assert openai_server.state.speech_requests[-1] == {
-        "model": "tts-1", "input": SENTENCE, "voice": "alloy", "response_format": "pcm", "speed": 1.0
+        "model": "tts-1",
+        "input": SENTENCE,
+        "voice": "alloy",
+        "response_format": "pcm",
+        "speed": 1.0,
     }
 
 
@@ -365,22 +386,43 @@ def test_google_token_endpoint_grants_access(google_server):
     )
     credentials.refresh(Request())
     assert credentials.token.startswith("ya29.") and credentials.expiry is not None
-    body = {"input": {"text": "Привет."}, "voice": {"languageCode": "ru-RU"}, "audioConfig": {"audioEncoding": "LINEAR16"}}
-    answer = requests.post(f"{google_server.url}/v1/text:synthesize", json=body, timeout=10,
-                           headers={"Authorization": f"Bearer {credentials.token}"})
+    body = {
+        "input": {"text": "Привет."},
+        "voice": {"languageCode": "ru-RU"},
+        "audioConfig": {"audioEncoding": "LINEAR16"},
+    }
+    answer = requests.post(
+        f"{google_server.url}/v1/text:synthesize",
+        json=body,
+        timeout=10,
+        headers={"Authorization": f"Bearer {credentials.token}"},
+    )
     assert answer.status_code == 200 and answer.json()["audioContent"]
-    refused = requests.post(f"{google_server.url}/v1/text:synthesize", json=body, timeout=10,
-                            headers={"Authorization": "Bearer ya29.not-issued"})
+    refused = requests.post(
+        f"{google_server.url}/v1/text:synthesize",
+        json=body,
+        timeout=10,
+        headers={"Authorization": "Bearer ya29.not-issued"},
+    )
     assert refused.status_code == 401 and refused.json()["error"]["status"] == "UNAUTHENTICATED"
 
 
 # --- faults: each makes the engine raise --------------------------------------------------------
 
 ENGINE_FAULTS = [
-    ("openai_asr", "slow"), ("openai_asr", "429"), ("openai_asr", "503"), ("openai_asr", "reset"),
+    ("openai_asr", "slow"),
+    ("openai_asr", "429"),
+    ("openai_asr", "503"),
+    ("openai_asr", "reset"),
     ("openai_asr", "malformed"),
-    ("openai_tts", "slow"), ("openai_tts", "429"), ("openai_tts", "503"), ("openai_tts", "reset"),
-    ("google_tts", "slow"), ("google_tts", "429"), ("google_tts", "503"), ("google_tts", "reset"),
+    ("openai_tts", "slow"),
+    ("openai_tts", "429"),
+    ("openai_tts", "503"),
+    ("openai_tts", "reset"),
+    ("google_tts", "slow"),
+    ("google_tts", "429"),
+    ("google_tts", "503"),
+    ("google_tts", "reset"),
     ("google_tts", "malformed"),
 ]
 EXPECTED = {"slow": r"timed out", "429": r"429", "503": r"503", "reset": r".", "malformed": r"."}
@@ -458,12 +500,27 @@ def test_chain_hands_over_on_every_fault(
 
     # (stage, chain, the first engine's server, its faults, the first engine with a wrong key/credentials)
     chains = [
-        ("asr", [openai_asr, whisper], openai_server.faults, ["slow", "429", "503", "reset", "malformed"],
-         OpenAIRecognizer(wrong_key, base_url=openai_server.url, timeout_s=TIMEOUT_S)),
-        ("tts", [openai_tts, google_tts, rhvoice], openai_server.faults, ["slow", "429", "503", "reset"],
-         OpenAISynthesizer(wrong_key, base_url=openai_server.url, timeout_s=TIMEOUT_S)),
-        ("tts", [google_tts, rhvoice], google_server.faults, ["slow", "429", "503", "reset", "malformed"],
-         GoogleCloudSynthesizer(google_server.wrong_credentials, endpoint=google_server.url, timeout_s=TIMEOUT_S)),
+        (
+            "asr",
+            [openai_asr, whisper],
+            openai_server.faults,
+            ["slow", "429", "503", "reset", "malformed"],
+            OpenAIRecognizer(wrong_key, base_url=openai_server.url, timeout_s=TIMEOUT_S),
+        ),
+        (
+            "tts",
+            [openai_tts, google_tts, rhvoice],
+            openai_server.faults,
+            ["slow", "429", "503", "reset"],
+            OpenAISynthesizer(wrong_key, base_url=openai_server.url, timeout_s=TIMEOUT_S),
+        ),
+        (
+            "tts",
+            [google_tts, rhvoice],
+            google_server.faults,
+            ["slow", "429", "503", "reset", "malformed"],
+            GoogleCloudSynthesizer(google_server.wrong_credentials, endpoint=google_server.url, timeout_s=TIMEOUT_S),
+        ),
     ]
     cases = []
     for stage, engines, faults, kinds, wrong_engine in chains:
@@ -502,8 +559,10 @@ def test_chain_hands_over_on_every_fault(
     for case in cases:
         answering = case.engines[1]
         if answering.name not in own:  # the answering engine when it is first
-            runs = [first_output(run_chain(case.stage, case.engines[1:], stream(case.stage), case.budget_s),
-                                 answering.name) for _ in range(REPEATS)]
+            runs = [
+                first_output(run_chain(case.stage, case.engines[1:], stream(case.stage), case.budget_s), answering.name)
+                for _ in range(REPEATS)
+            ]
             own[answering.name] = (statistics.median(t for t, _ in runs), runs[0][1])
         label = f"{case.engines[0].name} {case.fault} (budget {case.budget_s:g} s)"
         try:
@@ -512,16 +571,33 @@ def test_chain_hands_over_on_every_fault(
             problems.append(f"{label}: {error}")
             continue
         first_t = statistics.median(t for t, _ in times)
-        rows.append((case.stage, case.engines[0].name, case.fault, case.budget_s, answering.name, first_t,
-                     own[answering.name][0], first_t - own[answering.name][0], times[0][1]))
+        rows.append(
+            (
+                case.stage,
+                case.engines[0].name,
+                case.fault,
+                case.budget_s,
+                answering.name,
+                first_t,
+                own[answering.name][0],
+                first_t - own[answering.name][0],
+                times[0][1],
+            )
+        )
 
     with capsys.disabled():
-        print(f"\n\nHand-over delays (engine timeout {TIMEOUT_S:g} s; a slow server sleeps {SLOW_S:g} s; "
-              f"hand-over = answering engine's first output − its own time when first; medians of {REPEATS} runs)")
-        print(f"{'stage':5} {'failing engine':29} {'fault':9} {'budget':>6}  {'answering engine':22} "
-              f"{'first out':>9} {'own':>6} {'hand-over':>9}  reason")
+        print(
+            f"\n\nHand-over delays (engine timeout {TIMEOUT_S:g} s; a slow server sleeps {SLOW_S:g} s; "
+            f"hand-over = answering engine's first output − its own time when first; medians of {REPEATS} runs)"
+        )
+        print(
+            f"{'stage':5} {'failing engine':29} {'fault':9} {'budget':>6}  {'answering engine':22} "
+            f"{'first out':>9} {'own':>6} {'hand-over':>9}  reason"
+        )
         for stage, failing, fault, budget, answering, first_t, own_t, delay, reason in rows:
-            print(f"{stage:5} {failing:29} {fault:9} {budget:5g}s  {answering:22} {first_t:8.3f}s {own_t:5.3f}s "
-                  f"{delay:8.3f}s  {reason[:60]}")
+            print(
+                f"{stage:5} {failing:29} {fault:9} {budget:5g}s  {answering:22} {first_t:8.3f}s {own_t:5.3f}s "
+                f"{delay:8.3f}s  {reason[:60]}"
+            )
         print()
     assert not problems, "\n".join(problems)

@@ -52,14 +52,20 @@ BUDGET_S = 1.0  # the chain's budget for a first output; the engines there keep 
 SLOW_S = 10.0  # the slow fault's delay, far beyond both
 HEALTHY_TIMEOUT_S = 30.0  # the fallback is the chain's last engine: nothing to hand over to
 # Not shaped like real keys, so that only secrets.register (not its key pattern) can mask them
-KEYS = {"openai": "test-openai-key-4f9c2a7e", "cerebras": "test-cerebras-key-8b1d3f6a",
-        "gemini": "test-gemini-key-2e7a9c4d"}
+KEYS = {
+    "openai": "test-openai-key-4f9c2a7e",
+    "cerebras": "test-cerebras-key-8b1d3f6a",
+    "gemini": "test-gemini-key-2e7a9c4d",
+}
 WRONG_KEY = "test-wrong-key-c3e8a1f5"
 FAULTS = ("slow", "hang", "429", "503", "reset", "malformed", "401")
 PATHS = ("openai", "cerebras", "gemini")
 REASONS = {  # what the chain's Skipped.reason says, per fault
-    "slow": r"no output within 1 s", "hang": r"no output within 1 s",
-    "429": r"429", "503": r"503", "401": r"401",
+    "slow": r"no output within 1 s",
+    "hang": r"no output within 1 s",
+    "429": r"429",
+    "503": r"503",
+    "401": r"401",
     "reset": r"Connection error|RemoteProtocolError|incomplete chunked read",
     "malformed": r"JSONDecodeError|Failed to parse response as JSON",
 }
@@ -119,8 +125,11 @@ def test_gemini_request_splits_system_instruction_and_contents() -> None:
 
 
 def test_no_key_in_repr_and_a_missing_key_or_sdk_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
-    engines = [OpenAIChatLLM(KEYS["openai"], "gpt-4o-mini"), CerebrasLLM(KEYS["cerebras"], "gpt-oss-120b"),
-               GeminiLLM(KEYS["gemini"])]
+    engines = [
+        OpenAIChatLLM(KEYS["openai"], "gpt-4o-mini"),
+        CerebrasLLM(KEYS["cerebras"], "gpt-oss-120b"),
+        GeminiLLM(KEYS["gemini"]),
+    ]
     for engine in engines:
         assert engine.remote is True
         assert engine._api_key not in repr(engine)
@@ -128,8 +137,11 @@ def test_no_key_in_repr_and_a_missing_key_or_sdk_says_what_to_do(monkeypatch: py
     with pytest.raises(ModelUnavailableError, match="no API key"):
         OpenAIChatLLM("", "gpt-4o-mini").load()
     OpenAIChatLLM("", "local", base_url="http://127.0.0.1:9/v1", provider="compatible").load()  # keyless is fine
-    for module, engine in [("openai", OpenAIChatLLM("k" * 8, "m")), ("cerebras.cloud.sdk", CerebrasLLM("k" * 8, "m")),
-                           ("google.genai", GeminiLLM("k" * 8))]:
+    for module, engine in [
+        ("openai", OpenAIChatLLM("k" * 8, "m")),
+        ("cerebras.cloud.sdk", CerebrasLLM("k" * 8, "m")),
+        ("google.genai", GeminiLLM("k" * 8)),
+    ]:
         monkeypatch.setitem(sys.modules, module, None)  # as if not installed
         with pytest.raises(ModelUnavailableError, match=r"pip install 'cluelypro\[cloud\]'"):
             engine.load()
@@ -138,8 +150,11 @@ def test_no_key_in_repr_and_a_missing_key_or_sdk_says_what_to_do(monkeypatch: py
 def test_load_and_warm_up_make_no_network_call() -> None:
     faults = Faults()
     with serve(fault_proxy("http://127.0.0.1:9/v1", faults)) as url:  # counts whatever reaches it
-        for engine in (OpenAIChatLLM("k" * 8, "m", base_url=url + "/v1"), CerebrasLLM("k" * 8, "m", base_url=url),
-                       GeminiLLM("k" * 8, base_url=url)):
+        for engine in (
+            OpenAIChatLLM("k" * 8, "m", base_url=url + "/v1"),
+            CerebrasLLM("k" * 8, "m", base_url=url),
+            GeminiLLM("k" * 8, base_url=url),
+        ):
             engine.load()
             engine.warm_up()
             engine.close()
@@ -176,11 +191,15 @@ def paths(llama: str) -> Iterator[dict[str, ProviderPath]]:
         "cerebras": lambda url: lambda key, t: CerebrasLLM(key, "gpt-oss-120b", base_url=url, timeout_s=t),
         "gemini": lambda url: lambda key, t: GeminiLLM(key, "gemini-2.5-flash", base_url=url, timeout_s=t),
     }
-    with serve(apps["openai"]) as openai_url, serve(apps["cerebras"]) as cerebras_url, \
-            serve(apps["gemini"]) as gemini_url:
+    with (
+        serve(apps["openai"]) as openai_url,
+        serve(apps["cerebras"]) as cerebras_url,
+        serve(apps["gemini"]) as gemini_url,
+    ):
         urls = {"openai": openai_url, "cerebras": cerebras_url, "gemini": gemini_url}
-        yield {name: ProviderPath(name, urls[name], faults[name], stats[name], makers[name](urls[name]))
-               for name in PATHS}
+        yield {
+            name: ProviderPath(name, urls[name], faults[name], stats[name], makers[name](urls[name])) for name in PATHS
+        }
 
 
 @pytest.fixture(autouse=True)
@@ -193,8 +212,7 @@ def no_faults_left(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def healthy(llama: str) -> Iterator[CloudLLM]:
-    engine = OpenAIChatLLM("", "qwen2.5-coder-1.5b", base_url=llama, provider="compatible",
-                           timeout_s=HEALTHY_TIMEOUT_S)
+    engine = OpenAIChatLLM("", "qwen2.5-coder-1.5b", base_url=llama, provider="compatible", timeout_s=HEALTHY_TIMEOUT_S)
     engine.load()
     yield engine
     engine.close()
@@ -214,8 +232,13 @@ def theses_of(pieces: list[str]) -> list[str]:
 def test_engine_streams_russian_theses(provider: str, llama: str, paths: dict[str, ProviderPath]) -> None:
     if provider in ("openai", "compatible"):  # straight to the llama.cpp server, which checks no key
         key, model = (KEYS["openai"], "gpt-4o-mini") if provider == "openai" else ("", "qwen2.5-coder-1.5b")
-        path = ProviderPath(provider, llama, Faults(), ProxyStats(),
-                            lambda key, t: OpenAIChatLLM(key, model, base_url=llama, provider=provider, timeout_s=t))
+        path = ProviderPath(
+            provider,
+            llama,
+            Faults(),
+            ProxyStats(),
+            lambda key, t: OpenAIChatLLM(key, model, base_url=llama, provider=provider, timeout_s=t),
+        )
     else:
         key, path = None, paths[provider]
     with path.engine(key, timeout_s=HEALTHY_TIMEOUT_S) as engine:
@@ -250,8 +273,11 @@ def test_requests_on_the_wire(paths: dict[str, ProviderPath]) -> None:
 @pytest.mark.slow
 def test_gemini_server_answers_generate_content_too(paths: dict[str, ProviderPath]) -> None:
     system, contents = gemini_request(MESSAGES)
-    body = {"systemInstruction": {"parts": [{"text": system}]}, "contents": contents,
-            "generationConfig": {"maxOutputTokens": 7, "temperature": 0}}
+    body = {
+        "systemInstruction": {"parts": [{"text": system}]},
+        "contents": contents,
+        "generationConfig": {"maxOutputTokens": 7, "temperature": 0},
+    }
     url = f"{paths['gemini'].url}/v1beta/models/gemini-2.5-flash:generateContent"
     answer = httpx.post(url, json=body, headers={"x-goog-api-key": KEYS["gemini"]}, timeout=HEALTHY_TIMEOUT_S).json()
     candidate = answer["candidates"][0]
@@ -400,7 +426,9 @@ def test_print_handover_table(capsys: pytest.CaptureFixture, healthy_ttft: float
         f"{'path':9} {'fault':10} {'skipped at':>10} {'1st output':>10} {'hand-over':>10} {'after skip':>10}  reason",
     ]
     for (name, fault), (skipped_at, first, delay, reason) in HANDOVER.items():
-        lines.append(f"{name:9} {fault:10} {skipped_at * 1000:8.0f}ms {first * 1000:8.0f}ms {delay * 1000:8.0f}ms "
-                     f"{(delay - skipped_at) * 1000:8.0f}ms  {reason[:80]}")
+        lines.append(
+            f"{name:9} {fault:10} {skipped_at * 1000:8.0f}ms {first * 1000:8.0f}ms {delay * 1000:8.0f}ms "
+            f"{(delay - skipped_at) * 1000:8.0f}ms  {reason[:80]}"
+        )
     with capsys.disabled():
         print("\n" + "\n".join(lines))

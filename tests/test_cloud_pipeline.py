@@ -84,10 +84,21 @@ def cloud_env(servers, key: str = KEY, **chains: str) -> dict[str, str]:
     """The environment a user with keys sets: the OpenAI engines and an OpenAI-compatible LLM at
     the local servers, no other provider's key."""
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "GOOGLE_APPLICATION_CREDENTIALS"}
-    env.update(OPENAI_API_KEY=key, OPENAI_BASE_URL=servers.audio, COMPATIBLE_BASE_URL=servers.llm,
-               COMPATIBLE_API_KEY=key, COMPATIBLE_MODEL="qwen2.5-coder-1.5b", LLM_TTFT_BUDGET_S=str(BUDGET_S),
-               ASR_TIMEOUT_S="3", TTS_FIRST_AUDIO_BUDGET_S="2", THESIS_REPEATS="1", DEEPENING_MAX_DEPTH="0",
-               ASR_ENGINE="openai,local", USE_LLM_ENGINE="compatible,local", USE_TTS_ENGINE="openai,rhvoice")
+    env.update(
+        OPENAI_API_KEY=key,
+        OPENAI_BASE_URL=servers.audio,
+        COMPATIBLE_BASE_URL=servers.llm,
+        COMPATIBLE_API_KEY=key,
+        COMPATIBLE_MODEL="qwen2.5-coder-1.5b",
+        LLM_TTFT_BUDGET_S=str(BUDGET_S),
+        ASR_TIMEOUT_S="3",
+        TTS_FIRST_AUDIO_BUDGET_S="2",
+        THESIS_REPEATS="1",
+        DEEPENING_MAX_DEPTH="0",
+        ASR_ENGINE="openai,local",
+        USE_LLM_ENGINE="compatible,local",
+        USE_TTS_ENGINE="openai,rhvoice",
+    )
     env.update({name.upper(): value for name, value in chains.items()})
     return env
 
@@ -96,13 +107,30 @@ def run(tmp_path: Path, env: dict[str, str], question: Path = QUESTION) -> Simpl
     tmp_path.mkdir(parents=True, exist_ok=True)
     events = tmp_path / "events.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "cluelypro.cli", "run", "--input", str(question), "--fast",
-         "--output", str(tmp_path / "earpiece.wav"), "--events", str(events)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "cluelypro.cli",
+            "run",
+            "--input",
+            str(question),
+            "--fast",
+            "--output",
+            str(tmp_path / "earpiece.wav"),
+            "--events",
+            str(events),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     timeline = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
-    return SimpleNamespace(stdout=done.stdout, stderr=done.stderr, events=timeline, raw=events.read_text(encoding="utf-8"))
+    return SimpleNamespace(
+        stdout=done.stdout, stderr=done.stderr, events=timeline, raw=events.read_text(encoding="utf-8")
+    )
 
 
 def named(result, event: str, **fields) -> list[dict]:
@@ -118,8 +146,11 @@ def engines_used(result) -> dict[str, str]:
 
 def test_cloud_engines_answer_a_real_question(faults, tmp_path: Path) -> None:
     result = run(tmp_path, cloud_env(faults, use_llm_engine="cerebras,compatible,local"))
-    assert engines_used(result) == {"asr": "openai:gpt-4o-mini-transcribe", "llm": "compatible:qwen2.5-coder-1.5b",
-                                    "tts": "openai:tts-1:alloy"}
+    assert engines_used(result) == {
+        "asr": "openai:gpt-4o-mini-transcribe",
+        "llm": "compatible:qwen2.5-coder-1.5b",
+        "tts": "openai:tts-1:alloy",
+    }
     assert "погода" in named(result, "asr")[-1]["text"].lower()
     assert named(result, "thesis") and named(result, "playback_start", index=1)
     assert not named(result, "provider_skipped")
@@ -172,11 +203,20 @@ def test_a_rejected_key_never_appears_anywhere(faults, tmp_path: Path) -> None:
 def test_doctor_lists_usable_engines_and_why_others_are_not(faults, tmp_path: Path) -> None:
     env = cloud_env(faults, use_llm_engine="cerebras,compatible,local")
     env.update(COLUMNS="200")
-    done = subprocess.run([sys.executable, "-m", "cluelypro.cli", "doctor", "--probe"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "cluelypro.cli", "doctor", "--probe"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = {(cells[2].strip(), cells[3].strip()): cells[4] for line in done.stdout.splitlines()
-            if len(cells := line.split("│")) >= 6}
+    rows = {
+        (cells[2].strip(), cells[3].strip()): cells[4]
+        for line in done.stdout.splitlines()
+        if len(cells := line.split("│")) >= 6
+    }
     assert "CEREBRAS_API_KEY not set" in rows[("LLM", "cerebras")]
     for area, engine in (("ASR", "openai"), ("LLM", "compatible"), ("TTS", "openai")):
         assert "answered in" in rows[(area, engine)], rows
@@ -187,7 +227,9 @@ def test_doctor_lists_usable_engines_and_why_others_are_not(faults, tmp_path: Pa
 def first_audio_delays(result) -> list[float]:
     """Seconds from each thesis after the first being complete to its first synthesised audio."""
     done = {e["index"]: e["t"] for e in named(result, "thesis")}
-    return [e["t"] - done[e["index"]] for e in named(result, "tts_first_audio") if e["index"] > 1 and e["index"] in done]
+    return [
+        e["t"] - done[e["index"]] for e in named(result, "tts_first_audio") if e["index"] > 1 and e["index"] in done
+    ]
 
 
 def broad_question(folder: Path) -> Path:
@@ -200,10 +242,14 @@ def broad_question(folder: Path) -> Path:
 
     voice = RhVoiceSynthesizer("aleksandr")
     voice.load()
-    speech = to_mono_16k(np.concatenate(list(voice.synthesize("Расскажите о причинах Первой мировой войны."))), voice.sample_rate)
+    speech = to_mono_16k(
+        np.concatenate(list(voice.synthesize("Расскажите о причинах Первой мировой войны."))), voice.sample_rate
+    )
     voice.close()
     path = folder / "broad_question.wav"
-    write_audio(path, np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), 0.7 * speech, np.zeros(SAMPLE_RATE, np.float32)]))
+    write_audio(
+        path, np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), 0.7 * speech, np.zeros(SAMPLE_RATE, np.float32)])
+    )
     return path
 
 
@@ -221,6 +267,8 @@ def test_a_hanging_tts_provider_is_rested_after_its_first_miss(faults, tmp_path:
     assert skipped.count("cooling down") <= 1 and len(skipped) <= 2, skipped
     assert len(named(hanging, "tts_first_audio")) >= 3, "several theses were spoken"
     with_hang, embedded = first_audio_delays(hanging), first_audio_delays(alone)
-    print(f"first audio of theses 2+: hanging OpenAI TTS first, median {statistics.median(with_hang) * 1000:.0f} ms "
-          f"over {len(with_hang)}; RHVoice alone {statistics.median(embedded) * 1000:.0f} ms over {len(embedded)}")
+    print(
+        f"first audio of theses 2+: hanging OpenAI TTS first, median {statistics.median(with_hang) * 1000:.0f} ms "
+        f"over {len(with_hang)}; RHVoice alone {statistics.median(embedded) * 1000:.0f} ms over {len(embedded)}"
+    )
     assert {e["engine"] for e in named(hanging, "tts_first_audio")} == {"rhvoice:anna"}

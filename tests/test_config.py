@@ -13,15 +13,22 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from cluelypro.config import load_settings
-
 from conftest import assert_one_line_exit_2
 
 CLI = [sys.executable, "-m", "cluelypro.cli"]
-ENDPOINT_SETTINGS = ("openai_base_url", "gemini_base_url", "cerebras_base_url", "compatible_base_url", "google_tts_endpoint")
+ENDPOINT_SETTINGS = (
+    "openai_base_url",
+    "gemini_base_url",
+    "cerebras_base_url",
+    "compatible_base_url",
+    "google_tts_endpoint",
+)
 
 
 def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env={**os.environ, **env}, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env={**os.environ, **env}, cwd=cwd, timeout=120
+    )
 
 
 def test_precedence_toml_dotenv_env_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,7 +46,9 @@ def test_precedence_toml_dotenv_env_cli(tmp_path: Path, monkeypatch: pytest.Monk
     assert settings.tts_voice == "aleksandr"  # CLI flag over everything
 
 
-def test_a_folders_dotenv_cannot_redirect_the_environments_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_folders_dotenv_cannot_redirect_the_environments_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("OPENAI_BASE_URL=https://collector.example/v1\n", encoding="utf-8")
     monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")
@@ -47,8 +56,17 @@ def test_a_folders_dotenv_cannot_redirect_the_environments_endpoint(tmp_path: Pa
     assert load_settings().openai_base_url == "https://api.openai.com/v1"
 
 
-@pytest.mark.parametrize("url", ["https://api.openai.com/v1", "http://127.0.0.1:8080/v1", "http://127.3.4.5",
-                                 "http://localhost:11434/v1", "http://[::1]:9000", "HTTPS://Example.COM"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.openai.com/v1",
+        "http://127.0.0.1:8080/v1",
+        "http://127.3.4.5",
+        "http://localhost:11434/v1",
+        "http://[::1]:9000",
+        "HTTPS://Example.COM",
+    ],
+)
 def test_https_or_loopback_endpoints_are_accepted(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     for name in ENDPOINT_SETTINGS:
@@ -57,18 +75,32 @@ def test_https_or_loopback_endpoints_are_accepted(url: str, tmp_path: Path, monk
     assert all(getattr(settings, name) == url for name in ENDPOINT_SETTINGS)
 
 
-@pytest.mark.parametrize("url", ["http://api.openai.com/v1", "http://10.0.0.7:8080", "http://localhost.evil.example",
-                                 "http://127.0.0.1.evil.example", "ftp://127.0.0.1/", "api.openai.com/v1",
-                                 "https://", "http://[::ffff:8.8.8.8]/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.openai.com/v1",
+        "http://10.0.0.7:8080",
+        "http://localhost.evil.example",
+        "http://127.0.0.1.evil.example",
+        "ftp://127.0.0.1/",
+        "api.openai.com/v1",
+        "https://",
+        "http://[::ffff:8.8.8.8]/",
+    ],
+)
 @pytest.mark.parametrize("name", ENDPOINT_SETTINGS)
-def test_plain_http_to_another_host_is_refused(name: str, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plain_http_to_another_host_is_refused(
+    name: str, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(name.upper(), url)
     with pytest.raises(ValidationError, match=f"(?s){name}.*must be an https:// URL"):
         load_settings()
 
 
-hosts = st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,20}){0,3}", fullmatch=True).filter(lambda h: h != "localhost")
+hosts = st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,20}){0,3}", fullmatch=True).filter(
+    lambda h: h != "localhost"
+)
 
 
 @given(hosts, st.sampled_from(ENDPOINT_SETTINGS))
@@ -86,14 +118,16 @@ def test_cli_refuses_a_plain_http_endpoint_in_one_line(tmp_path: Path) -> None:
 
 
 def test_cli_names_a_malformed_toml_file_in_one_line(tmp_path: Path) -> None:
-    (tmp_path / "cluelypro.toml").write_text('end_silence_ms = [300,\n', encoding="utf-8")
+    (tmp_path / "cluelypro.toml").write_text("end_silence_ms = [300,\n", encoding="utf-8")
     assert_one_line_exit_2(run_cli("run", "--input", "x.wav", cwd=tmp_path), "cannot read cluelypro.toml")
 
 
 @pytest.mark.parametrize("name", [".env", "cluelypro.toml"])
 def test_cli_names_a_settings_file_that_is_not_utf8_in_one_line(name: str, tmp_path: Path) -> None:
     (tmp_path / name).write_bytes("TTS_VOICE=«анна»\n".encode("cp1251"))
-    assert_one_line_exit_2(run_cli("run", "--input", "x.wav", cwd=tmp_path), f"cannot read {name}: it is not UTF-8 text")
+    assert_one_line_exit_2(
+        run_cli("run", "--input", "x.wav", cwd=tmp_path), f"cannot read {name}: it is not UTF-8 text"
+    )
 
 
 def test_a_bad_value_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -104,7 +138,9 @@ def test_a_bad_value_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch, t
 
 
 def test_cli_names_the_bad_setting_in_one_line(tmp_path: Path) -> None:
-    assert_one_line_exit_2(run_cli("run", "--input", "x.wav", cwd=tmp_path, ADVANCE_POLICY="sometimes"), "ADVANCE_POLICY")
+    assert_one_line_exit_2(
+        run_cli("run", "--input", "x.wav", cwd=tmp_path, ADVANCE_POLICY="sometimes"), "ADVANCE_POLICY"
+    )
 
 
 def test_engine_chains_from_environment_and_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,9 +172,12 @@ def test_without_keys_only_the_embedded_engines_remain(monkeypatch: pytest.Monke
     assert [e.name for e in engines.recognizers] == ["whisper-base"]
     assert [e.name for e in engines.synthesizers] == ["rhvoice:anna"]
     reasons = {(item.stage, item.engine): item.reason for item in engines.left_out}
-    assert reasons == {("llm", "cerebras"): "CEREBRAS_API_KEY not set", ("asr", "openai"): "OPENAI_API_KEY not set",
-                       ("tts", "openai"): "OPENAI_API_KEY not set",
-                       ("tts", "google"): "GOOGLE_APPLICATION_CREDENTIALS not set"}
+    assert reasons == {
+        ("llm", "cerebras"): "CEREBRAS_API_KEY not set",
+        ("asr", "openai"): "OPENAI_API_KEY not set",
+        ("tts", "openai"): "OPENAI_API_KEY not set",
+        ("tts", "google"): "GOOGLE_APPLICATION_CREDENTIALS not set",
+    }
 
 
 def test_keys_are_hidden_in_every_dump(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

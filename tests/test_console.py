@@ -10,15 +10,32 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
-from text_strategies import any_text
 
 from cluelypro.cli import console as ui
 from cluelypro.metrics.summary import QuestionChain
+from text_strategies import any_text
 
-MARKUP_PIECES = ["[", "]", "[/", "[/]", "[/INST]", "[bold]", "[/bold]", "[red]", "[link=x]", "[@click]",
-                 "\\", ":smile:", "[dim", "=", "#", "]]"]
-markup_like = st.lists(st.sampled_from(MARKUP_PIECES) | st.text(string.ascii_letters + " /", max_size=5),
-                       max_size=12).map("".join)
+MARKUP_PIECES = [
+    "[",
+    "]",
+    "[/",
+    "[/]",
+    "[/INST]",
+    "[bold]",
+    "[/bold]",
+    "[red]",
+    "[link=x]",
+    "[@click]",
+    "\\",
+    ":smile:",
+    "[dim",
+    "=",
+    "#",
+    "]]",
+]
+markup_like = st.lists(
+    st.sampled_from(MARKUP_PIECES) | st.text(string.ascii_letters + " /", max_size=5), max_size=12
+).map("".join)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +43,9 @@ def screen():
     """The module's console, writing plain text into a buffer."""
     buffer = io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ui, "console", Console(file=buffer, width=200, color_system=None, highlight=False, soft_wrap=True))
+        patch.setattr(
+            ui, "console", Console(file=buffer, width=200, color_system=None, highlight=False, soft_wrap=True)
+        )
         yield buffer
 
 

@@ -19,10 +19,10 @@ from cluelypro.audio.devices import (
     CHECK_EVERY_S,
     FIRST_AUDIO_GRACE_S,
     FLAGS_REPORT_EVERY_S,
-    RETRY_EVERY_S,
-    SILENT_STREAM_S,
     HUNG_AFTER_S,
     MAX_HUNG_REOPENINGS,
+    RETRY_EVERY_S,
+    SILENT_STREAM_S,
     DeviceError,
     WatchedStream,
 )
@@ -87,9 +87,12 @@ class Machine:
         self.fail_next_start = False
         return self.streams[-1], name
 
-    def watch(self, which: str = "input", device: str | None = "USB Microphone", in_thread: bool = False) -> WatchedStream:
-        watched = WatchedStream(which, self.open, lambda *block: None, self.tell, monotonic=lambda: self.now,
-                                recover_in_thread=in_thread)
+    def watch(
+        self, which: str = "input", device: str | None = "USB Microphone", in_thread: bool = False
+    ) -> WatchedStream:
+        watched = WatchedStream(
+            which, self.open, lambda *block: None, self.tell, monotonic=lambda: self.now, recover_in_thread=in_thread
+        )
         watched.open(device)
         watched.start()
         return watched
@@ -141,7 +144,10 @@ def test_a_device_is_back_when_its_reopened_stream_delivers() -> None:
     assert machine.stream.active
 
     machine.run(watched, CHECK_EVERY_S)
-    assert [told[:3] for told in machine.told] == [("input", "lost", "USB Microphone"), ("input", "back", "USB Microphone")]
+    assert [told[:3] for told in machine.told] == [
+        ("input", "lost", "USB Microphone"),
+        ("input", "back", "USB Microphone"),
+    ]
     assert watched.flowing
 
 

@@ -23,17 +23,29 @@ import soxr
 
 from cluelypro.audio.io import read_audio
 from cluelypro.config import SAMPLE_RATE
-
 from conftest import RU_AUDIO, assert_one_line_exit_2
 
 CLI = [sys.executable, "-m", "cluelypro.cli"]
-CHAIN = ["speech_start", "speech_end", "segment", "speaker", "asr", "question",
-         "llm_first_token", "thesis", "tts_first_audio", "playback_start", "playback_end"]
+CHAIN = [
+    "speech_start",
+    "speech_end",
+    "segment",
+    "speaker",
+    "asr",
+    "question",
+    "llm_first_token",
+    "thesis",
+    "tts_first_audio",
+    "playback_start",
+    "playback_end",
+]
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """The CLI under the usual umask 022 (so that a private file is private by the product's doing)."""
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, preexec_fn=lambda: os.umask(0o022))
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, preexec_fn=lambda: os.umask(0o022)
+    )
 
 
 def mode(path: Path) -> int:
@@ -94,7 +106,10 @@ def test_timeline_is_complete_and_ordered(real_question_run) -> None:
         assert name in names, f"missing {name} in {names}"
     first = {name: next(event for event in events if event["event"] == name) for name in CHAIN}
     # Speech may start before thesis 1 is complete (early speech), so two orders must hold.
-    for order in (CHAIN[:8] + ["playback_end"], ["llm_first_token", "tts_first_audio", "playback_start", "playback_end"]):
+    for order in (
+        CHAIN[:8] + ["playback_end"],
+        ["llm_first_token", "tts_first_audio", "playback_start", "playback_end"],
+    ):
         times = [first[name]["t"] for name in order]
         assert times == sorted(times), dict(zip(order, times))
     assert all({"t", "wall", "utt", "q", "event"} <= event.keys() for event in events)
@@ -110,7 +125,11 @@ def test_timeline_is_complete_and_ordered(real_question_run) -> None:
 @pytest.mark.parametrize("kind", ["silence", "noise"])
 def test_silence_and_noise_produce_no_theses(kind: str, tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
-    audio = np.zeros(8 * SAMPLE_RATE, np.float32) if kind == "silence" else rng.normal(0, 0.05, 8 * SAMPLE_RATE).astype(np.float32)
+    audio = (
+        np.zeros(8 * SAMPLE_RATE, np.float32)
+        if kind == "silence"
+        else rng.normal(0, 0.05, 8 * SAMPLE_RATE).astype(np.float32)
+    )
     talk, events = tmp_path / f"{kind}.wav", tmp_path / "events.jsonl"
     output = tmp_path / os.fsdecode(b"out\xff.wav")  # a name that is not UTF-8
     sf.write(talk, audio, SAMPLE_RATE)
@@ -130,8 +149,16 @@ def test_an_8_channel_file_is_heard_through_its_speech_channel(tmp_path: Path) -
     mono = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), speech, np.zeros(8 * SAMPLE_RATE, np.float32)])
     n, rng = len(mono) * 3, np.random.default_rng(3)
     hum = 0.1 * np.sin(2 * np.pi * 50 * np.arange(n) / 48_000)
-    channels = [np.zeros(n), rng.normal(0, 0.05, n), hum, np.zeros(n), rng.normal(0, 0.01, n), hum / 2,
-                soxr.resample(mono, SAMPLE_RATE, 48_000), rng.normal(0, 0.03, n)]
+    channels = [
+        np.zeros(n),
+        rng.normal(0, 0.05, n),
+        hum,
+        np.zeros(n),
+        rng.normal(0, 0.01, n),
+        hum / 2,
+        soxr.resample(mono, SAMPLE_RATE, 48_000),
+        rng.normal(0, 0.03, n),
+    ]
     talk, events = tmp_path / "eight.wav", tmp_path / "events.jsonl"
     sf.write(talk, np.stack(channels, axis=1).astype(np.float32), 48_000, subtype="FLOAT")
     result = run_cli("run", "--fast", "--input", str(talk), "--events", str(events))

@@ -70,8 +70,12 @@ def test_a_slow_first_output_hands_over_after_the_budget_but_the_last_engine_has
 
 def test_a_stream_cut_mid_answer_is_marked_so_its_text_can_be_dropped() -> None:
     items = collect([Engine("cut", fail="after"), Engine("two")])
-    assert items == [Output("cut", "a"), Skipped("cut", "ConnectionError: stream cut", after_output=True),
-                     Output("two", "a"), Output("two", "b")]
+    assert items == [
+        Output("cut", "a"),
+        Skipped("cut", "ConnectionError: stream cut", after_output=True),
+        Output("two", "a"),
+        Output("two", "b"),
+    ]
 
 
 def test_when_every_engine_fails_the_error_says_why() -> None:

@@ -12,7 +12,6 @@ import pytest
 
 from cluelypro.audio.earpiece import TrackEarpiece
 from cluelypro.pipeline import answer as answer_module
-
 from harness.engines import Fault, ScriptedEmbedder, ScriptedLLM, ScriptedRecognizer, ScriptedSynthesizer
 from harness.run import Harness, HarnessHung, Quiet, Say, Sleep, WaitFor, event
 
@@ -24,10 +23,9 @@ LINES = {1: PHOTOSYNTHESIS, 2: INFLATION, 3: SMALL_TALK_QUESTION, 4: OWN}
 
 ANSWERS = {
     "фотосинтез": "1. Фотосинтез — процесс образования сахаров из света в листьях.\n"
-                  "2. Он идёт в хлоропластах с участием хлорофилла.\n"
-                  "3. Побочный продукт фотосинтеза — кислород.",
-    "инфляция": "1. Инфляция — устойчивый рост общего уровня цен.\n"
-                "2. Её измеряют индексом потребительских цен.",
+    "2. Он идёт в хлоропластах с участием хлорофилла.\n"
+    "3. Побочный продукт фотосинтеза — кислород.",
+    "инфляция": "1. Инфляция — устойчивый рост общего уровня цен.\n2. Её измеряют индексом потребительских цен.",
     "дела": "0",
     ScriptedLLM.DEEPENING: "1. Световая фаза идёт на мембранах тилакоидов.\n2. Темновая фаза называется циклом Кальвина.",
 }
@@ -88,8 +86,12 @@ def test_f1_an_llm_that_fails_after_early_speech_still_closes_its_round(capsys) 
 def test_f1_numbers_no_voice_can_read_are_spoken_anyway() -> None:
     """Old main: «0,00005» (ValueError) and a 35-digit integer (KeyError) in a thesis hung it."""
     huge = "1" * 35
-    llm = ScriptedLLM({"фотосинтез": f"1. Лист поглощает 0,00005 долей света и 1e10 фотонов.\n2. Всего {huge} молекул хлорофилла в клетке.\n"
-                                     "3. Побочный продукт фотосинтеза — кислород."})
+    llm = ScriptedLLM(
+        {
+            "фотосинтез": f"1. Лист поглощает 0,00005 долей света и 1e10 фотонов.\n2. Всего {huge} молекул хлорофилла в клетке.\n"
+            "3. Побочный продукт фотосинтеза — кислород."
+        }
+    )
     harness = Harness(LINES, llms=[llm])
     harness.run(Say(1), WaitFor(event("playback_end", q=1, index=3), "every thesis spoken"))
     assert [e["index"] for e in harness.of("tts_first_audio", q=1)] == [1, 2, 3]
@@ -100,9 +102,13 @@ def test_f1_a_huge_number_in_a_thesis_does_not_cut_the_stream() -> None:
     """Old main: the thesis matcher's num2words raised on 35 digits, killing the LLM stream
     (`llm error: 11`), and the theses after it were lost."""
     huge = "9" * 35
-    llm = ScriptedLLM({"фотосинтез": f"1. В листе {huge} хлоропластов по оценке учёных.\n"
-                                     "2. Он идёт в хлоропластах с участием хлорофилла.\n"
-                                     "3. Побочный продукт фотосинтеза — кислород."})
+    llm = ScriptedLLM(
+        {
+            "фотосинтез": f"1. В листе {huge} хлоропластов по оценке учёных.\n"
+            "2. Он идёт в хлоропластах с участием хлорофилла.\n"
+            "3. Побочный продукт фотосинтеза — кислород."
+        }
+    )
     harness = Harness(LINES, llms=[llm])
     harness.run(Say(1), WaitFor(event("thesis", q=1, index=3), "thesis 3"))
     assert not harness.of("error")
@@ -149,7 +155,13 @@ def test_f2_no_task_exception_is_ever_left_unretrieved() -> None:
     llm = answering_llm(faults={ScriptedLLM.DEEPENING: Fault(raises=ConnectionError("deepening refused"))})
     tts = ScriptedSynthesizer(faults={"кислород": Fault(raises=OSError("tts down"))})
     harness = Harness(LINES, recognizers=[asr], llms=[llm], synthesizers=[tts], earpiece=FailingEarpiece)
-    harness.run(Say(2, 1.2, pause_at_s=0.6, quiet_after_s=0), Say(2, 1.2, pause_at_s=0.6), Say(1), Quiet(2), Say(2, pause_at_s=0.5))
+    harness.run(
+        Say(2, 1.2, pause_at_s=0.6, quiet_after_s=0),
+        Say(2, 1.2, pause_at_s=0.6),
+        Say(1),
+        Quiet(2),
+        Say(2, pause_at_s=0.5),
+    )
     assert harness.of("error"), "faults happened"
     assert not harness.asyncio_errors, harness.asyncio_errors
 
@@ -190,24 +202,33 @@ def test_f4_a_dropped_speculation_cancels_its_asr_and_llm() -> None:
 def test_f4_a_dropped_speculative_answer_stops_generating() -> None:
     llm = ScriptedLLM({"фотосинтез": "1. " + "очень " * 200 + "длинный тезис."}, token_s=0.01)
     harness = Harness(LINES, llms=[llm])
-    harness.run(Say(1, 0.6, quiet_after_s=0.2), WaitFor(lambda e: llm.outputs > 3, "the speculative answer started", 2),
-                Say(2, 0.8))
+    harness.run(
+        Say(1, 0.6, quiet_after_s=0.2),
+        WaitFor(lambda e: llm.outputs > 3, "the speculative answer started", 2),
+        Say(2, 0.8),
+    )
     assert llm.closed_early >= 1, "the dropped speculation's generation was stopped"
 
 
 # --- F5: a failing provider is rested --------------------------------------------------------------
 
 
-FOUR_THESES = ("1. Инфляция — устойчивый рост общего уровня цен.\n2. Её измеряют индексом потребительских цен.\n"
-               "3. Умеренная инфляция сопровождает рост экономики.\n4. Гиперинфляция разрушает сбережения граждан.")
+FOUR_THESES = (
+    "1. Инфляция — устойчивый рост общего уровня цен.\n2. Её измеряют индексом потребительских цен.\n"
+    "3. Умеренная инфляция сопровождает рост экономики.\n4. Гиперинфляция разрушает сбережения граждан."
+)
 
 
 def test_f5_a_hanging_tts_engine_is_skipped_after_its_first_miss() -> None:
     """Old main: one answer logged a `provider_skipped` for the hung engine per thesis, and every
     thesis paid the whole first-audio budget."""
     hung = ScriptedSynthesizer("hung-cloud", faults={"": Fault(hang=True)}, remote=True)
-    harness = Harness(LINES, llms=[ScriptedLLM({"инфляция": FOUR_THESES}, token_s=0.03)],
-                      synthesizers=[hung, ScriptedSynthesizer("embedded")], early_speech=False)
+    harness = Harness(
+        LINES,
+        llms=[ScriptedLLM({"инфляция": FOUR_THESES}, token_s=0.03)],
+        synthesizers=[hung, ScriptedSynthesizer("embedded")],
+        early_speech=False,
+    )
     harness.run(Say(2), WaitFor(event("playback_end", q=1, index=4), "every thesis spoken"))
     skips = harness.of("provider_skipped", stage="tts", provider="hung-cloud")
     assert [s["reason"] for s in skips].count("no output within 0.3 s") == 1, skips
@@ -218,8 +239,14 @@ def test_f5_a_hanging_tts_engine_is_skipped_after_its_first_miss() -> None:
 
 def test_f5_a_rested_engine_is_readmitted_after_its_cool_down() -> None:
     flaky = ScriptedSynthesizer("flaky-cloud", faults={"Фотосинтез": Fault(raises=ConnectionError("503"))}, remote=True)
-    harness = Harness(LINES, llms=[answering_llm()], synthesizers=[flaky, ScriptedSynthesizer("embedded")],
-                      provider_cooldown_s=0.2, deepening_max_depth=0, thesis_repeats=1)
+    harness = Harness(
+        LINES,
+        llms=[answering_llm()],
+        synthesizers=[flaky, ScriptedSynthesizer("embedded")],
+        provider_cooldown_s=0.2,
+        deepening_max_depth=0,
+        thesis_repeats=1,
+    )
     harness.run(Say(1), WaitFor(event("playback_end", q=1, index=3), "answer 1"), Sleep(0.4), Say(2))
     assert any("Инфляция" in call for call in flaky.calls), "re-admitted after the cool-down"
     assert "flaky-cloud" in {e["engine"] for e in harness.of("tts_first_audio", q=2)}
@@ -231,11 +258,21 @@ def test_f5_a_rested_engine_is_readmitted_after_its_cool_down() -> None:
 def test_f6_deepening_cut_by_a_question_with_no_answer_resumes() -> None:
     """Old main: the cut deepening round counted as empty, so the old answer never deepened
     again even though the newer question produced no thesis."""
-    llm = ScriptedLLM({"фотосинтез": "1. Фотосинтез — процесс образования сахаров из света в листьях.",
-                       "дела": "0", ScriptedLLM.DEEPENING: ANSWERS[ScriptedLLM.DEEPENING]}, token_s=0.02)
+    llm = ScriptedLLM(
+        {
+            "фотосинтез": "1. Фотосинтез — процесс образования сахаров из света в листьях.",
+            "дела": "0",
+            ScriptedLLM.DEEPENING: ANSWERS[ScriptedLLM.DEEPENING],
+        },
+        token_s=0.02,
+    )
     harness = Harness(LINES, llms=[llm], deepening_max_depth=1)
-    harness.run(Say(1), WaitFor(lambda e: any(ScriptedLLM.DEEPENING in c for c in llm.calls), "deepening started"),
-                Say(3), WaitFor(event("thesis", q=1, depth=1), "the deepening came back"))
+    harness.run(
+        Say(1),
+        WaitFor(lambda e: any(ScriptedLLM.DEEPENING in c for c in llm.calls), "deepening started"),
+        Say(3),
+        WaitFor(event("thesis", q=1, depth=1), "the deepening came back"),
+    )
     assert harness.of("question", accepted=True, utt=2), "the small-talk question was accepted and got nothing"
     assert not harness.of("interrupted")
 
@@ -343,8 +380,12 @@ def test_a_mid_answer_hand_over_restarts_on_the_next_engine_without_repeats() ->
 
 def test_a_new_question_takes_over_and_nothing_of_the_old_one_follows() -> None:
     harness = Harness(LINES, llms=[answering_llm(token_s=0.01)], deepening_max_depth=3)
-    harness.run(Say(1), WaitFor(event("playback_start", q=1, index=2), "answer 1 under way"), Say(2),
-                WaitFor(event("playback_start", q=2), "answer 2"))
+    harness.run(
+        Say(1),
+        WaitFor(event("playback_start", q=1, index=2), "answer 1 under way"),
+        Say(2),
+        WaitFor(event("playback_start", q=2), "answer 2"),
+    )
     (interrupted,) = harness.of("interrupted")
     assert (interrupted["old_q"], interrupted["new_q"]) == (1, 2)
     after = [e for e in harness.events[harness.events.index(interrupted) + 1 :] if e["q"] == 1]
@@ -353,8 +394,13 @@ def test_a_new_question_takes_over_and_nothing_of_the_old_one_follows() -> None:
 
 def test_an_accepted_question_with_an_empty_answer_does_not_interrupt() -> None:
     harness = Harness(LINES, llms=[answering_llm(token_s=0.01)], thesis_repeats=3)
-    harness.run(Say(1), WaitFor(event("playback_start", q=1, index=1), "answer 1"), Say(3),
-                WaitFor(event("question", utt=2), "question 2"), Quiet(0.5))
+    harness.run(
+        Say(1),
+        WaitFor(event("playback_start", q=1, index=1), "answer 1"),
+        Say(3),
+        WaitFor(event("question", utt=2), "question 2"),
+        Quiet(0.5),
+    )
     assert harness.of("question", utt=2, accepted=True)
     assert not harness.of("interrupted") and not harness.of("thesis", q=2)
     question_2 = harness.of("question", utt=2)[0]

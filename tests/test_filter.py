@@ -36,46 +36,52 @@ def test_small_talk_is_rejected(text: str) -> None:
     assert QuestionFilter().decide(text) == (False, "small talk")
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("Что такое фотосинтез?", "question mark"),
-    ("Почему?", "question mark"),
-    ("Почему", "interrogative: почему"),
-    ("А почему он проиграл", "interrogative: почему"),
-    ("В каком году началась война", "interrogative: каком"),
-    ("Чем список отличается от кортежа", "interrogative: чем"),
-    ("Знаете ли вы, кто такой Наполеон", "interrogative: ли"),
-    ("What is a derivative", "interrogative: what"),
-    ("Расскажите о причинах Первой мировой войны", "imperative: расскажите"),
-    ("Расскажи про инфляцию", "imperative: расскажи"),
-    ("Объясните.", "imperative: объясните"),
-    ("Перечислите типы данных", "imperative: перечислите"),
-    ("Опишите героев романа", "imperative: опишите"),
-    ("Докажите теорему", "imperative: докажите"),
-    ("Сравните списки и кортежи", "imperative: сравните"),
-    ("Приведите пример изменяемого типа", "imperative: приведите"),
-    ("Дайте определение производной", "imperative: дайте"),
-    ("Поясните вашу мысль", "imperative: поясните"),
-    ("Охарактеризуйте эпоху", "imperative: охарактеризуйте"),
-    ("Можете рассказать про инфляцию", "imperative: рассказать"),
-    ("Давайте поговорим об инфляции", "imperative: поговорим"),
-    ("Спасибо. Расскажите о себе", "imperative: расскажите"),
-    ("Следующий вопрос: что такое инфляция", "interrogative: что"),
-    ("Tell me about inflation", "imperative: tell"),
-    ("Explain recursion", "imperative: explain"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Что такое фотосинтез?", "question mark"),
+        ("Почему?", "question mark"),
+        ("Почему", "interrogative: почему"),
+        ("А почему он проиграл", "interrogative: почему"),
+        ("В каком году началась война", "interrogative: каком"),
+        ("Чем список отличается от кортежа", "interrogative: чем"),
+        ("Знаете ли вы, кто такой Наполеон", "interrogative: ли"),
+        ("What is a derivative", "interrogative: what"),
+        ("Расскажите о причинах Первой мировой войны", "imperative: расскажите"),
+        ("Расскажи про инфляцию", "imperative: расскажи"),
+        ("Объясните.", "imperative: объясните"),
+        ("Перечислите типы данных", "imperative: перечислите"),
+        ("Опишите героев романа", "imperative: опишите"),
+        ("Докажите теорему", "imperative: докажите"),
+        ("Сравните списки и кортежи", "imperative: сравните"),
+        ("Приведите пример изменяемого типа", "imperative: приведите"),
+        ("Дайте определение производной", "imperative: дайте"),
+        ("Поясните вашу мысль", "imperative: поясните"),
+        ("Охарактеризуйте эпоху", "imperative: охарактеризуйте"),
+        ("Можете рассказать про инфляцию", "imperative: рассказать"),
+        ("Давайте поговорим об инфляции", "imperative: поговорим"),
+        ("Спасибо. Расскажите о себе", "imperative: расскажите"),
+        ("Следующий вопрос: что такое инфляция", "interrogative: что"),
+        ("Tell me about inflation", "imperative: tell"),
+        ("Explain recursion", "imperative: explain"),
+    ],
+)
 def test_question_reasons(text: str, reason: str) -> None:
     assert QuestionFilter().decide(text) == (True, reason)
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("Включи свет", "command"),
-    ("Дайте мне ручку", "command"),
-    ("Закройте, пожалуйста, дверь", "command"),
-    ("Фотосинтез.", "too short"),
-    ("Фотосинтез идёт в хлоропластах", "statement"),
-    ("", "empty"),
-    ("  ...  ", "empty"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Включи свет", "command"),
+        ("Дайте мне ручку", "command"),
+        ("Закройте, пожалуйста, дверь", "command"),
+        ("Фотосинтез.", "too short"),
+        ("Фотосинтез идёт в хлоропластах", "statement"),
+        ("", "empty"),
+        ("  ...  ", "empty"),
+    ],
+)
 def test_rejections(text: str, reason: str) -> None:
     assert QuestionFilter().decide(text) == (False, reason)
 
@@ -107,10 +113,13 @@ def test_unknown_mode_is_refused() -> None:
         QuestionFilter(mode="regex")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("text", [
-    "60 тысяч 10 геет сколько будет стоит.",  # real ASR output of golos_00: the comma is lost
-    "А ты знаешь почему небо голубое",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "60 тысяч 10 геет сколько будет стоит.",  # real ASR output of golos_00: the comma is lost
+        "А ты знаешь почему небо голубое",
+    ],
+)
 def test_unambiguous_interrogatives_count_anywhere(text: str) -> None:
     accepted, reason = QuestionFilter().decide(text)
     assert accepted and reason.startswith("interrogative: ")

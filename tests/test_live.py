@@ -78,8 +78,14 @@ class Prompter:
         command = [str(CLUELYPRO), "run", "--events", str(self.events_path), *args]
         with self.stderr_path.open("w") as stderr:
             self._process = subprocess.Popen(
-                command, cwd=self.workdir, env=self.env, text=True, bufsize=1,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+                command,
+                cwd=self.workdir,
+                env=self.env,
+                text=True,
+                bufsize=1,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
                 start_new_session=True,  # our own Ctrl+C must not reach it; SIGINT is sent explicitly
                 # a shell without job control may have started us with SIGINT ignored; Python
                 # would inherit that and never raise KeyboardInterrupt
@@ -129,7 +135,9 @@ class Prompter:
         with self._changed:
             while not any(needle in line for line in self.lines):
                 if not self.running:
-                    pytest.fail(f"prompter exited (code {self._process.poll()}) before {needle!r}\n{self.diagnostics()}")
+                    pytest.fail(
+                        f"prompter exited (code {self._process.poll()}) before {needle!r}\n{self.diagnostics()}"
+                    )
                 if time.monotonic() > deadline:
                     pytest.fail(f"no {needle!r} from the prompter within {timeout_s:.0f} s\n{self.diagnostics()}")
                 self._changed.wait(timeout=0.5)
@@ -188,9 +196,20 @@ class Recorder:
         self.audio = np.zeros(0, np.float32)
         self._stopped_wall = 0.0
         self._process = subprocess.Popen(
-            ["parecord", f"--device={device}", "--file-format=wav", "--format=s16le",
-             f"--rate={RECORD_RATE}", "--channels=1", "--latency-msec=20", str(path)],
-            env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                "parecord",
+                f"--device={device}",
+                "--file-format=wav",
+                "--format=s16le",
+                f"--rate={RECORD_RATE}",
+                "--channels=1",
+                "--latency-msec=20",
+                str(path),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def wait_for_audio(self, timeout_s: float = 10.0) -> None:
@@ -364,8 +383,12 @@ def test_live_question_is_answered_in_the_earpiece(pulse: PulseServer, prompter:
     split = earpiece.sample_at(question_end_wall)
     during_question, after_question = earpiece.audio[:split], earpiece.audio[split:]
     answer = np.flatnonzero(np.abs(earpiece.audio) > LOUD)
-    assert len(after_question) > RECORD_RATE, f"only {len(after_question) / RECORD_RATE:.1f} s recorded after the question"
-    assert rms(during_question) < SILENCE_RMS, f"earpiece not silent during the question: RMS {rms(during_question):.4f}"
+    assert len(after_question) > RECORD_RATE, (
+        f"only {len(after_question) / RECORD_RATE:.1f} s recorded after the question"
+    )
+    assert rms(during_question) < SILENCE_RMS, (
+        f"earpiece not silent during the question: RMS {rms(during_question):.4f}"
+    )
     assert rms(after_question) > SPEECH_RMS, f"earpiece silent after the question: RMS {rms(after_question):.4f}"
     assert len(answer) and answer[0] >= split
 
@@ -388,7 +411,9 @@ def _stream_routes(pulse: PulseServer, pid: int) -> dict[str, list[str]]:
     """The sources and sinks that process `pid` records from and plays into."""
     routes = {}
     for kind, device_kind in (("source-outputs", "sources"), ("sink-inputs", "sinks")):
-        names = {device["index"]: device["name"] for device in json.loads(pulse.pactl("-f", "json", "list", device_kind))}
+        names = {
+            device["index"]: device["name"] for device in json.loads(pulse.pactl("-f", "json", "list", device_kind))
+        }
         streams = json.loads(pulse.pactl("-f", "json", "list", kind))
         device_key = "source" if kind == "source-outputs" else "sink"
         routes[kind] = [
@@ -399,7 +424,9 @@ def _stream_routes(pulse: PulseServer, pid: int) -> dict[str, list[str]]:
     return routes
 
 
-def _wait_for_routes(pulse: PulseServer, prompter: Prompter, expected: dict[str, list[str]], timeout_s: float = 10.0) -> None:
+def _wait_for_routes(
+    pulse: PulseServer, prompter: Prompter, expected: dict[str, list[str]], timeout_s: float = 10.0
+) -> None:
     """The microphone opens just after "listening" is printed: poll until both streams are routed."""
     deadline = time.monotonic() + timeout_s
     while (routes := _stream_routes(pulse, prompter.pid)) != expected:
@@ -453,7 +480,9 @@ def _check_device_story(prompter: Prompter, which: str, label: str) -> None:
     """One lost and one back event for `which`, a console line for each, no traceback, clean exit."""
     device_events = [(e["state"], e["name"]) for e in prompter.events() if matches(e, "device", which=which)]
     assert device_events == [("lost", "pulse"), ("back", "pulse")], device_events
-    assert any(f'{label} "pulse" lost' in line and "retrying every 2 s" in line for line in prompter.lines), prompter.output
+    assert any(f'{label} "pulse" lost' in line and "retrying every 2 s" in line for line in prompter.lines), (
+        prompter.output
+    )
     assert any(f'{label} "pulse" is back' in line for line in prompter.lines), prompter.output
     assert not any("Traceback" in line for line in prompter.stderr_lines()), prompter.diagnostics()
 
@@ -493,7 +522,7 @@ def test_lost_microphone_is_reported_reopened_and_heard_again(unpluggable, tmp_p
     asr, speech_end = first(events, "asr"), first(events, "speech_end")
     assert asr is not None and "фотосинт" in asr["text"].lower(), events
     assert speech_end["wall"] > asked > back["wall"], (speech_end, back)
-    assert rms(earpiece.audio[earpiece.sample_at(asked):]) > SPEECH_RMS, "no answer in the earpiece"
+    assert rms(earpiece.audio[earpiece.sample_at(asked) :]) > SPEECH_RMS, "no answer in the earpiece"
 
     # Input time ran on through the gap: the segmenter (which stamps speech_end with the audio's
     # own time) and the clock (which stamps asr when it is emitted) still agree, so the speech end
@@ -502,7 +531,9 @@ def test_lost_microphone_is_reported_reopened_and_heard_again(unpluggable, tmp_p
     detection_delay = speech_end["wall"] - speech_end["t"] - clock_origin
     gap = back["wall"] - lost["wall"]
     assert abs(detection_delay) < gap / 2, f"speech end stamped {detection_delay:.2f} s off after a {gap:.1f} s gap"
-    print(f"\nmicrophone lost {lost['t']:.2f} s, back {back['t']:.2f} s; speech end detected {detection_delay:.2f} s after it")
+    print(
+        f"\nmicrophone lost {lost['t']:.2f} s, back {back['t']:.2f} s; speech end detected {detection_delay:.2f} s after it"
+    )
 
 
 def test_lost_earpiece_is_reported_reopened_and_speaks_again(unpluggable, tmp_path: Path) -> None:
@@ -545,8 +576,13 @@ def test_microphone_lost_while_enrolling_ends_in_one_line(unpluggable, tmp_path:
     pulse, prompter = unpluggable
     env = {**prompter.env, "CLUELYPRO_DATA_DIR": str(tmp_path / "data")}
     enroll = subprocess.Popen(
-        [str(CLUELYPRO), "enroll", "--seconds", "60", "--input-device", "pulse"], cwd=prompter.workdir, env=env,
-        text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [str(CLUELYPRO), "enroll", "--seconds", "60", "--input-device", "pulse"],
+        cwd=prompter.workdir,
+        env=env,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 20

@@ -14,8 +14,8 @@ from cluelypro.llm.llama import OwnThread
 from cluelypro.llm.models import EmbeddedModel, resolve_gguf
 from cluelypro.llm.prompts import deepening_messages, thesis_messages
 from cluelypro.llm.thesis_parser import ThesisStreamParser
-from cluelypro.prompter.samples import EXAM_QUESTIONS
 from cluelypro.packaged import ModelUnavailableError
+from cluelypro.prompter.samples import EXAM_QUESTIONS
 
 SMALL_TALK = ["Добрый день, присаживайтесь.", "Подождите минутку, я найду ваш билет."]
 
@@ -63,8 +63,11 @@ def test_every_prompt_shares_one_cacheable_prefix() -> None:
 
 PHOTOSYNTHESIS = "Что такое фотосинтез?"
 # Eighty long theses already said: far more than the 2048-token context holds.
-SAID = [f"Тезис {num2words(n, lang='ru', to='ordinal')}: фотосинтез в листьях растений превращает энергию "
-        f"света в химическую энергию органических веществ и выделяет кислород." for n in range(1, 81)]
+SAID = [
+    f"Тезис {num2words(n, lang='ru', to='ordinal')}: фотосинтез в листьях растений превращает энергию "
+    f"света в химическую энергию органических веществ и выделяет кислород."
+    for n in range(1, 81)
+]
 
 
 def test_trimming_drops_old_theses_then_examples_never_rules_or_question() -> None:
@@ -73,11 +76,14 @@ def test_trimming_drops_old_theses_then_examples_never_rules_or_question() -> No
     full = deepening_messages(PHOTOSYNTHESIS, SAID[:6])
     shorter = shorter_prompts(full)
     assert [prompt.left_out for prompt in shorter[:4]] == [
-        "1 of 6 earlier theses", "2 of 6 earlier theses", "3 of 6 earlier theses",
-        "3 of 6 earlier theses and 1 of 5 worked examples"]
+        "1 of 6 earlier theses",
+        "2 of 6 earlier theses",
+        "3 of 6 earlier theses",
+        "3 of 6 earlier theses and 1 of 5 worked examples",
+    ]
     assert shorter[2].messages[:-1] == full[:-1]  # examples stay while old theses can go
     assert SAID[2] not in shorter[2].messages[-1]["content"]
-    assert all(thesis in shorter[2].messages[-1]["content"] for thesis in SAID[6 - KEEP_RECENT_THESES:6])
+    assert all(thesis in shorter[2].messages[-1]["content"] for thesis in SAID[6 - KEEP_RECENT_THESES : 6])
     assert shorter[3].messages[:-1] == full[:-3]  # the last example goes first: it keeps the cached prefix
     assert shorter[-1].left_out == "6 of 6 earlier theses and 5 of 5 worked examples"
     for prompt in shorter:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
-from text_strategies import any_text
 
 from cluelypro.prompter.matcher import ThesisMatcher, content_words, coverage, near_duplicate
 from cluelypro.prompter.plan import ThesisPlan
+from text_strategies import any_text
 
 WW1_TRIGGER = "Поводом к войне стало убийство эрцгерцога Франца Фердинанда в Сараеве."
 WW1_COLONIES = "Главная причина — борьба великих держав за колонии и рынки сбыта."
@@ -141,8 +141,9 @@ def test_the_set_is_broad_enough() -> None:
 
 def test_lemma_stage_accuracy_floor() -> None:
     matcher = ThesisMatcher()
-    wrong = [(spoken, thesis, expected) for spoken, thesis, expected in CASES
-             if matcher.match(spoken, thesis)[0] != expected]
+    wrong = [
+        (spoken, thesis, expected) for spoken, thesis, expected in CASES if matcher.match(spoken, thesis)[0] != expected
+    ]
     accuracy = 1 - len(wrong) / len(CASES)
     assert accuracy >= ACCURACY_FLOOR, wrong
 
@@ -153,11 +154,14 @@ def test_no_hard_negative_matches() -> None:
     assert false_matches == []
 
 
-@pytest.mark.parametrize(("spoken", "thesis", "expected"), [
-    ("Гагарин полетел в космос в шестьдесят первом году", GAGARIN, True),
-    ("При фотосинтезе выделяется кислород", F_WHERE, False),
-    ("При фотосинтезе выделяется кислород", F_OXYGEN, True),
-])
+@pytest.mark.parametrize(
+    ("spoken", "thesis", "expected"),
+    [
+        ("Гагарин полетел в космос в шестьдесят первом году", GAGARIN, True),
+        ("При фотосинтезе выделяется кислород", F_WHERE, False),
+        ("При фотосинтезе выделяется кислород", F_OXYGEN, True),
+    ],
+)
 def test_brief_examples(spoken: str, thesis: str, expected: bool) -> None:
     assert ThesisMatcher().match(spoken, thesis) == (expected, "lemma" if expected else "none")
 

@@ -59,8 +59,7 @@ def test_the_parser_reads_options_and_continuations(tmp_path: Path) -> None:
     sample.write_text(
         "# comment\n"
         "a-b==1.0 \\\n    --hash=sha256:" + "1" * 64 + "\n"
-        'c==2 ; python_version >= "3.11" --hash=sha256:' + "2" * 64 + " --hash=sha256:" + "3" * 64
-        + "\n",
+        'c==2 ; python_version >= "3.11" --hash=sha256:' + "2" * 64 + " --hash=sha256:" + "3" * 64 + "\n",
         encoding="utf-8",
     )
     pinned = pinned_requirements(sample)

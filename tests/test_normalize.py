@@ -7,9 +7,9 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from text_strategies import any_text
 
 from cluelypro.tts.normalize import normalize_for_tts, read_latin
+from text_strategies import any_text
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,10 @@ from cluelypro.tts.normalize import normalize_for_tts, read_latin
         # - fractions, ranges, times, ratios, dates
         ("3/4 стакана", "три четвёртых стакана"),
         ("1/3", "одна третья"),
-        ("Первая мировая (1914–1918)", "Первая мировая (с тысяча девятьсот четырнадцатого по тысяча девятьсот восемнадцатый год)"),
+        (
+            "Первая мировая (1914–1918)",
+            "Первая мировая (с тысяча девятьсот четырнадцатого по тысяча девятьсот восемнадцатый год)",
+        ),
         ("в 1941—1945 годах", "в тысяча девятьсот сорок первом — тысяча девятьсот сорок пятом годах"),
         ("5-7 человек", "от пяти до семи человек"),
         ("в 5–7 раз", "в пять — семь раз"),
@@ -114,12 +117,15 @@ def test_unknown_latin_word_is_transliterated() -> None:
 
 
 def test_other_languages_keep_latin_and_spell_numbers() -> None:
-    assert normalize_for_tts("In 1914 there were 3 wars", "en") == "In one thousand, nine hundred and fourteen there were three wars"
+    assert (
+        normalize_for_tts("In 1914 there were 3 wars", "en")
+        == "In one thousand, nine hundred and fourteen there were three wars"
+    )
 
 
 # --- any number an LLM can write (issue 9, finding 1) ------------------------------------------
 
-RUSSIAN_LETTERS = set("абвгдеёжзийклмнопрстуфхцчшщъыьэюя" "АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ")
+RUSSIAN_LETTERS = set("абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ")
 
 
 def speakable_in_russian(text: str) -> bool:

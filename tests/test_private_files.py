@@ -15,7 +15,6 @@ import pytest
 import soundfile as sf
 
 from cluelypro.config import SAMPLE_RATE
-
 from conftest import RU_AUDIO
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")

@@ -14,7 +14,6 @@ import soundfile as sf
 
 from cluelypro.audio.io import read_audio
 from cluelypro.config import SAMPLE_RATE
-
 from conftest import SHARED_AUDIO
 
 LIBRI = SHARED_AUDIO / "speakers" / "libri_1688"
@@ -22,7 +21,9 @@ LIBRI = SHARED_AUDIO / "speakers" / "libri_1688"
 
 def cli(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CLUELYPRO_DATA_DIR": str(data)}
-    return subprocess.run([sys.executable, "-m", "cluelypro.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "cluelypro.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def recording(path: Path, *names: str) -> Path:
@@ -59,8 +60,15 @@ def test_unknown_profile_and_foreign_embedder_are_refused(tmp_path: Path) -> Non
     assert cli("profiles", "use", "nobody", data=tmp_path).returncode == 2
     profiles = tmp_path / "profiles"
     profiles.mkdir()
-    foreign = {"format": 1, "name": "old", "embedder": "ecapa", "embedder_version": "1", "dim": 2,
-               "suggested_threshold": 0.5, "embedding": [0.6, 0.8]}
+    foreign = {
+        "format": 1,
+        "name": "old",
+        "embedder": "ecapa",
+        "embedder_version": "1",
+        "dim": 2,
+        "suggested_threshold": 0.5,
+        "embedding": [0.6, 0.8],
+    }
     (profiles / "old.json").write_text(json.dumps(foreign), encoding="utf-8")
     (profiles / "active").write_text("old\n", encoding="utf-8")
     result = cli("run", "--fast", "--input", str(SHARED_AUDIO / "ru" / "ohf_02.wav"), data=tmp_path)

@@ -32,7 +32,6 @@ from cluelypro.pipeline.pipeline import Pipeline
 from cluelypro.speaker.enroll import ENROLL_TEXT, SpeakerGate, build_profile
 from cluelypro.tts.rhvoice import RhVoiceSynthesizer
 from cluelypro.vad.engines import make_detector
-
 from conftest import SHARED_AUDIO
 
 pytestmark = pytest.mark.slow
@@ -117,7 +116,13 @@ def libri_student(engines) -> SpeakerGate:
 
 
 def run_scenario(
-    engines, gate: SpeakerGate | None, opening: np.ndarray, script: Script, limit_s: float, echo: bool = False, **settings
+    engines,
+    gate: SpeakerGate | None,
+    opening: np.ndarray,
+    script: Script,
+    limit_s: float,
+    echo: bool = False,
+    **settings,
 ) -> list[Event]:
     async def scenario() -> list[Event]:
         clock, timeline = Clock(fast=False), Timeline()
@@ -215,8 +220,15 @@ def test_until_said_advances_only_when_the_student_says_the_thesis(engines, voic
         if event["event"] == "playback_start" and event["index"] == 2:
             room.done = True
 
-    events = run_scenario(engines, student, voices.say("Что такое фотосинтез?"), script, limit_s=90,
-                          advance_policy="until-said", thesis_repeat_sec=3.0)
+    events = run_scenario(
+        engines,
+        student,
+        voices.say("Что такое фотосинтез?"),
+        script,
+        limit_s=90,
+        advance_policy="until-said",
+        thesis_repeat_sec=3.0,
+    )
     own = [e["utt"] for e in of(events, "speaker", role="own")]
     assert len(own) == 2, "both student lines are recognised as the user's own voice"
     (matched,) = of(events, "matched")
@@ -256,8 +268,16 @@ def test_without_headphones_the_prompter_never_hears_itself(engines, voices, hea
         if event["event"] == "playback_end" and event["q"] == 1 and event["index"] == 1:
             room.done = True
 
-    events = run_scenario(engines, None, voices.say("Что такое фотосинтез?"), script, limit_s=40,
-                          echo=True, use_headphones=headphones, thesis_repeats=1)
+    events = run_scenario(
+        engines,
+        None,
+        voices.say("Что такое фотосинтез?"),
+        script,
+        limit_s=40,
+        echo=True,
+        use_headphones=headphones,
+        thesis_repeats=1,
+    )
     speaking = [(start["t"], end["t"]) for start, end in zip(of(events, "playback_start"), of(events, "playback_end"))]
     assert speaking, "the prompter answered"
     heard_while_speaking = [e for e in of(events, "speech_start") if any(a <= e["t"] <= b for a, b in speaking)]

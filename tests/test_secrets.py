@@ -20,8 +20,9 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-json_objects = st.dictionaries(st.text(min_size=1, max_size=12), st.one_of(st.text(max_size=40), st.integers()),
-                               min_size=1, max_size=6)
+json_objects = st.dictionaries(
+    st.text(min_size=1, max_size=12), st.one_of(st.text(max_size=40), st.integers()), min_size=1, max_size=6
+)
 
 
 @st.composite
@@ -88,7 +89,10 @@ def test_ordinary_text_is_unchanged(text: str) -> None:
 
 
 def test_real_sentences_are_unchanged() -> None:
-    for text in ("Кератин — основной белок волос.", "Сколько будет стоить 60 тысяч тенге?",
-                 "eyes.eyJane? ya29 is a number; BEGIN PRIVATE KEY is a phrase.",
-                 "The key-value store returned -----BEGIN CERTIFICATE----- (public)."):
+    for text in (
+        "Кератин — основной белок волос.",
+        "Сколько будет стоить 60 тысяч тенге?",
+        "eyes.eyJane? ya29 is a number; BEGIN PRIVATE KEY is a phrase.",
+        "The key-value store returned -----BEGIN CERTIFICATE----- (public).",
+    ):
         assert redact(text) == text

@@ -68,7 +68,7 @@ def test_hysteresis_keeps_soft_frames_voiced() -> None:
 
 def test_too_short_and_noise_are_rejected() -> None:
     blip = [0.9] * 5 + [0.0] * 20
-    (_, short), = [feed(Segmenter(FRAME, min_segment_ms=500), tone(len(blip)), blip)]
+    ((_, short),) = [feed(Segmenter(FRAME, min_segment_ms=500), tone(len(blip)), blip)]
     assert short.reason == "too_short" and short.utterance is None
 
     noisy = [0.9] * 40 + [0.0] * 20

@@ -36,7 +36,9 @@ def soak(tmp_path_factory) -> dict:
     report = tmp_path_factory.mktemp("soak") / "soak.json"
     run = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "soak.py"), "--minutes", str(MINUTES), "--json", str(report)],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert report.exists(), f"the soak wrote no report (exit {run.returncode}):\n{run.stderr[-3000:]}"
     data = json.loads(report.read_text(encoding="utf-8"))

@@ -82,10 +82,18 @@ def cut(audio: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
 def random_profile(name: str, embedder: str = "campplus_cn_en_common", version: str = "v1") -> VoiceProfile:
     vector = np.random.default_rng(7).standard_normal(192).astype(np.float32)
     return VoiceProfile(
-        name=name, embedder=embedder, embedder_version=version, dim=192,
-        embedding=vector / np.linalg.norm(vector), created="2025-01-01T00:00:00+00:00",
-        voiced_seconds=21.5, suggested_threshold=0.52, score_min=0.61, score_p5=0.66,
-        score_median=0.8, score_pieces=9,
+        name=name,
+        embedder=embedder,
+        embedder_version=version,
+        dim=192,
+        embedding=vector / np.linalg.norm(vector),
+        created="2025-01-01T00:00:00+00:00",
+        voiced_seconds=21.5,
+        suggested_threshold=0.52,
+        score_min=0.61,
+        score_p5=0.66,
+        score_median=0.8,
+        score_pieces=9,
     )
 
 
@@ -136,8 +144,11 @@ def cuts(utterances, detector, embedder) -> dict:
     embeddings = np.stack([embedder.embed(piece) for piece in pieces])
     ms = (time.perf_counter() - started) / len(pieces) * 1000
     return {
-        "speaker": np.array(speakers), "utterance": np.array(indices), "audio": pieces,
-        "embedding": embeddings, "ms": ms,
+        "speaker": np.array(speakers),
+        "utterance": np.array(indices),
+        "audio": pieces,
+        "embedding": embeddings,
+        "ms": ms,
         "seconds": float(np.mean([len(piece) for piece in pieces]) / SAMPLE_RATE),
     }
 
@@ -220,9 +231,7 @@ def test_equal_error_rate_on_real_speakers(cuts, capsys) -> None:
 
 
 @pytest.mark.slow
-def test_enrolment_separates_own_voice_from_others(
-    utterances, cuts, embedder, detector, data_dir, capsys
-) -> None:
+def test_enrolment_separates_own_voice_from_others(utterances, cuts, embedder, detector, data_dir, capsys) -> None:
     """Each speaker enrolled from ~20 s of their first utterances; the rest is held out."""
     misses = own_total = false_accepts = other_total = 0
     lines = []
@@ -233,9 +242,7 @@ def test_enrolment_separates_own_voice_from_others(
                 break
             enrolled.append(index)
             voiced += len(voiced_audio(clip, detector)) / SAMPLE_RATE
-        profile = build_profile(
-            speaker, np.concatenate([clips[i] for i in enrolled]), embedder, detector
-        )
+        profile = build_profile(speaker, np.concatenate([clips[i] for i in enrolled]), embedder, detector)
         assert profile.voiced_seconds >= MIN_VOICED_S
         assert THRESHOLD_RANGE[0] <= profile.suggested_threshold <= THRESHOLD_RANGE[1]
         assert profile.score_min <= profile.score_p5 <= profile.score_median
@@ -308,8 +315,19 @@ def test_profile_round_trip(data_dir: Path) -> None:
 
     loaded = load_profile("алиса")
     assert np.allclose(loaded.embedding, alice.embedding, atol=1e-6)
-    for field in ("name", "embedder", "embedder_version", "dim", "created", "voiced_seconds",
-                  "suggested_threshold", "score_min", "score_p5", "score_median", "score_pieces"):
+    for field in (
+        "name",
+        "embedder",
+        "embedder_version",
+        "dim",
+        "created",
+        "voiced_seconds",
+        "suggested_threshold",
+        "score_min",
+        "score_p5",
+        "score_median",
+        "score_pieces",
+    ):
         assert getattr(loaded, field) == pytest.approx(getattr(alice, field)), field
     assert [profile.name for profile in list_profiles()] == ["boris-2", "алиса"]
 

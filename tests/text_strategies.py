@@ -7,11 +7,64 @@ import string
 
 from hypothesis import strategies as st
 
-RUSSIAN_WORDS = ["в", "году", "года", "век", "веке", "до", "от", "около", "при", "к", "Пётр", "Петре",
-                 "Екатерина", "рост", "на", "процентов", "человек", "книги", "месте", "годах", "с",
-                 "половиной", "тонна", "Инфляция", "составила", "это", "и", "глава", "г.", "вв.", "в."]
-UNITS = ["%", "км", "кг", "м", "м/с", "км/ч", "°C", "°", "г", "т", "с", "мин", "ч", "$", "€", "₽",
-         "млн", "тыс.", "ГБ", "MB", "м²", "км2", "руб."]
+RUSSIAN_WORDS = [
+    "в",
+    "году",
+    "года",
+    "век",
+    "веке",
+    "до",
+    "от",
+    "около",
+    "при",
+    "к",
+    "Пётр",
+    "Петре",
+    "Екатерина",
+    "рост",
+    "на",
+    "процентов",
+    "человек",
+    "книги",
+    "месте",
+    "годах",
+    "с",
+    "половиной",
+    "тонна",
+    "Инфляция",
+    "составила",
+    "это",
+    "и",
+    "глава",
+    "г.",
+    "вв.",
+    "в.",
+]
+UNITS = [
+    "%",
+    "км",
+    "кг",
+    "м",
+    "м/с",
+    "км/ч",
+    "°C",
+    "°",
+    "г",
+    "т",
+    "с",
+    "мин",
+    "ч",
+    "$",
+    "€",
+    "₽",
+    "млн",
+    "тыс.",
+    "ГБ",
+    "MB",
+    "м²",
+    "км2",
+    "руб.",
+]
 SIGNS = ["", "-", "−", "+"]
 DASHES = ["-", "–", "—", " – ", "‑"]
 ROMANS = ["I", "II", "IV", "IX", "XIV", "XIX", "XX", "XXI", "XXXIX", "XL", "CD", "MMXXIV", "X"]
@@ -33,8 +86,13 @@ numbers = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False).map(repr),  # 1e+16, 5e-05, -0.0
     st.floats(allow_nan=False, allow_infinity=False).map(lambda value: repr(value).replace(".", ",")),
     decimals(),
-    st.builds(lambda m, e, sign, letter: f"{m}{letter}{sign}{e}", st.sampled_from(["1", "2.5", "6,02", "0"]),
-              st.integers(0, 10**20), st.sampled_from(["", "-", "+"]), st.sampled_from("eE")),
+    st.builds(
+        lambda m, e, sign, letter: f"{m}{letter}{sign}{e}",
+        st.sampled_from(["1", "2.5", "6,02", "0"]),
+        st.integers(0, 10**20),
+        st.sampled_from(["", "-", "+"]),
+        st.sampled_from("eE"),
+    ),
 )
 fragments = st.one_of(
     numbers,
@@ -42,8 +100,12 @@ fragments = st.one_of(
     st.builds(lambda a, b: f"{a}/{b}", small, small),
     st.builds(lambda a, dash, b: f"{a}{dash}{b}", small, st.sampled_from(DASHES), small),
     st.builds(lambda h, m: f"{h}:{m:02d}", st.integers(0, 30), st.integers(0, 99)),
-    st.builds(lambda number, space, unit: f"{number}{space}{unit}", numbers, st.sampled_from(["", " ", "\u00a0"]),
-              st.sampled_from(UNITS)),
+    st.builds(
+        lambda number, space, unit: f"{number}{space}{unit}",
+        numbers,
+        st.sampled_from(["", " ", "\u00a0"]),
+        st.sampled_from(UNITS),
+    ),
     st.builds(lambda sign, number: f"{sign}{number}", st.sampled_from(["$", "€", "£"]), numbers),
     st.builds(lambda a, b: f"{a} {b:03d}", st.integers(1, 999), st.integers(0, 999)),
     st.builds(lambda n, ending: f"{n}-{ending}", small, st.sampled_from(ORDINAL_ENDINGS)),
@@ -54,8 +116,8 @@ fragments = st.one_of(
     st.sampled_from(RUSSIAN_WORDS + MARKUP + ["C++", "Wi-Fi", "GPT-4", "x²", "10^23", "½", "№", "π", "Ⅻ", "café"]),
 )
 llm_text = st.lists(fragments, max_size=12).flatmap(
-    lambda parts: st.lists(st.sampled_from([" ", ", ", ". ", " (", ") ", " — ", "", "\n"]),
-                           min_size=len(parts), max_size=len(parts))
-    .map(lambda separators: "".join(part + separator for part, separator in zip(parts, separators, strict=True)))
+    lambda parts: st.lists(
+        st.sampled_from([" ", ", ", ". ", " (", ") ", " — ", "", "\n"]), min_size=len(parts), max_size=len(parts)
+    ).map(lambda separators: "".join(part + separator for part, separator in zip(parts, separators, strict=True)))
 )
 any_text = st.one_of(st.text(), llm_text)

@@ -1,2 +1,3 @@
 """CluelyPro: a real-time voice prompter."""
+
 __version__ = "0.1.0"

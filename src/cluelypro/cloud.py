@@ -66,8 +66,15 @@ class CloudEngine:
         raise NotImplementedError
 
 
-def openai_client(api_key: str, base_url: str | None, timeout_s: float, sdk_module: str = "openai",
-                  client_class: str = "OpenAI", provider: str = "OpenAI", **options: Any) -> Any:
+def openai_client(
+    api_key: str,
+    base_url: str | None,
+    timeout_s: float,
+    sdk_module: str = "openai",
+    client_class: str = "OpenAI",
+    provider: str = "OpenAI",
+    **options: Any,
+) -> Any:
     """A client of the OpenAI SDK's shape (OpenAI's own; Cerebras' is generated from the same
     template) that never retries and gives up after `timeout_s` on each of connect, write, read
     and pool wait: `<sdk>.Timeout(t)` — httpx2's in openai 3.x — applies one value to all four. The
@@ -75,8 +82,9 @@ def openai_client(api_key: str, base_url: str | None, timeout_s: float, sdk_modu
     download."""
     sdk = import_sdk(sdk_module, provider)
     try:
-        return getattr(sdk, client_class)(api_key=api_key, base_url=base_url, max_retries=0,
-                                          timeout=sdk.Timeout(timeout_s), **options)
+        return getattr(sdk, client_class)(
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=sdk.Timeout(timeout_s), **options
+        )
     except Exception as error:  # the SDK refuses the settings: one line, no key
         raise ModelUnavailableError(redact(f"cannot create the {provider} client: {error}")) from None
 

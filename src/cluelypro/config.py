@@ -44,7 +44,13 @@ EngineChain = Annotated[list[str], NoDecode]
 
 
 DOTENV = Path(".env")
-ENDPOINT_SETTINGS = ("openai_base_url", "gemini_base_url", "cerebras_base_url", "compatible_base_url", "google_tts_endpoint")
+ENDPOINT_SETTINGS = (
+    "openai_base_url",
+    "gemini_base_url",
+    "cerebras_base_url",
+    "compatible_base_url",
+    "google_tts_endpoint",
+)
 
 
 class SettingsFileError(RuntimeError):
@@ -60,8 +66,10 @@ def _read_settings_file(path: Path, read: Callable[[], PydanticBaseSettingsSourc
     try:
         return read()
     except UnicodeDecodeError as error:
-        raise SettingsFileError(f"cannot read {path}: it is not UTF-8 text (byte {error.object[error.start]:#04x} "
-                                f"at offset {error.start}); save it as UTF-8") from None
+        raise SettingsFileError(
+            f"cannot read {path}: it is not UTF-8 text (byte {error.object[error.start]:#04x} "
+            f"at offset {error.start}); save it as UTF-8"
+        ) from None
     except (ValueError, OSError) as error:  # tomllib's TOMLDecodeError is a ValueError
         raise SettingsFileError(f"cannot read {path}: {error}") from None
 
@@ -81,8 +89,10 @@ def _check_endpoint(url: str) -> str:
     host = parts.hostname or ""
     if (parts.scheme == "https" and host) or (parts.scheme == "http" and _is_loopback(host)):
         return url
-    raise ValueError(f"must be an https:// URL (plain http:// only to this machine: 127.0.0.0/8, ::1, "
-                     f"localhost), not {parts.scheme or '(no scheme)'}://{host or '(no host)'}")
+    raise ValueError(
+        f"must be an https:// URL (plain http:// only to this machine: 127.0.0.0/8, ::1, "
+        f"localhost), not {parts.scheme or '(no scheme)'}://{host or '(no host)'}"
+    )
 
 
 class Settings(BaseSettings):
@@ -106,9 +116,7 @@ class Settings(BaseSettings):
     asr_threads: int = Field(1, ge=1, description="CTranslate2 threads (1 was faster than 2 on 2 cores)")
 
     # LLM
-    llm_model: str = Field(
-        "qwen2.5-coder-1.5b", description="embedded model name or a path to any GGUF file"
-    )
+    llm_model: str = Field("qwen2.5-coder-1.5b", description="embedded model name or a path to any GGUF file")
     llm_threads: int = Field(2, ge=1, description="generation threads")
     llm_prompt_threads: int = Field(2, ge=1, description="threads that read the prompt")
     llm_max_tokens: int = Field(180, ge=16)
@@ -123,7 +131,9 @@ class Settings(BaseSettings):
     speaker_engine: Literal["campplus", "ecapa", "eres2netv2"] = Field(
         "campplus", description="campplus is embedded; ecapa and eres2netv2 download their weights"
     )
-    voice_threshold: float = Field(0.55, ge=-1.0, le=1.0, description="cosine score at or above which speech is the user's own")
+    voice_threshold: float = Field(
+        0.55, ge=-1.0, le=1.0, description="cosine score at or above which speech is the user's own"
+    )
     voice_profile: str | None = Field(None, description="profile to use instead of the active one")
 
     # Prompter (SPEC §2.5, §2.7)
@@ -157,7 +167,9 @@ class Settings(BaseSettings):
     engine_watchdog_s: float = Field(
         60.0, gt=0, description="an engine (the last of a chain too) silent this long, to every call, counts as hung"
     )
-    provider_cooldown_s: float = Field(30.0, ge=0, description="a failed engine is skipped this long, doubling per failure")
+    provider_cooldown_s: float = Field(
+        30.0, ge=0, description="a failed engine is skipped this long, doubling per failure"
+    )
     provider_max_cooldown_s: float = Field(300.0, ge=0, description="the longest rest of a failing engine")
 
     # Cloud engines: keys (never logged) and endpoints, with the original names
@@ -198,7 +210,9 @@ class Settings(BaseSettings):
     @field_validator("use_llm_engine", "asr_engine", "use_tts_engine")
     @classmethod
     def _known_engines(cls, chain: list[str], info) -> list[str]:
-        known = {"use_llm_engine": LLM_ENGINES, "asr_engine": ASR_ENGINES, "use_tts_engine": TTS_ENGINES}[info.field_name]
+        known = {"use_llm_engine": LLM_ENGINES, "asr_engine": ASR_ENGINES, "use_tts_engine": TTS_ENGINES}[
+            info.field_name
+        ]
         unknown = [name for name in chain if name not in known]
         if unknown or not chain:
             raise ValueError(f"unknown engine {', '.join(unknown) or '(empty chain)'}; choose from {', '.join(known)}")
@@ -206,8 +220,12 @@ class Settings(BaseSettings):
 
     def api_keys(self) -> dict[str, str | None]:
         """Each key setting by its variable name, with its value (None when not set)."""
-        keys = {"OPENAI_API_KEY": self.openai_api_key, "GEMINI_API_KEY": self.gemini_api_key,
-                "CEREBRAS_API_KEY": self.cerebras_api_key, "COMPATIBLE_API_KEY": self.compatible_api_key}
+        keys = {
+            "OPENAI_API_KEY": self.openai_api_key,
+            "GEMINI_API_KEY": self.gemini_api_key,
+            "CEREBRAS_API_KEY": self.cerebras_api_key,
+            "COMPATIBLE_API_KEY": self.compatible_api_key,
+        }
         return {name: (key.get_secret_value() or None) if key is not None else None for name, key in keys.items()}
 
     def secrets(self) -> list[str]:
@@ -227,7 +245,9 @@ class Settings(BaseSettings):
         # read is named in the error.
         toml_path = _toml_path()
         toml = _read_settings_file(toml_path, lambda: TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
-        dotenv = _read_settings_file(DOTENV, lambda: DotEnvSettingsSource(settings_cls, env_file=DOTENV, env_file_encoding="utf-8"))
+        dotenv = _read_settings_file(
+            DOTENV, lambda: DotEnvSettingsSource(settings_cls, env_file=DOTENV, env_file_encoding="utf-8")
+        )
         return (init_settings, env_settings, dotenv, toml)
 
 

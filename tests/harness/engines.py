@@ -165,8 +165,9 @@ class ScriptedLLM(ScriptedEngine):
 
     DEEPENING = "уже сказаны"
 
-    def __init__(self, replies: dict[str, str], name: str = "scripted-llm", token_s: float = 0.002,
-                 default: str = "0", **kwargs) -> None:
+    def __init__(
+        self, replies: dict[str, str], name: str = "scripted-llm", token_s: float = 0.002, default: str = "0", **kwargs
+    ) -> None:
         super().__init__(name, **kwargs)
         self.replies = replies
         self.token_s = token_s

@@ -29,7 +29,6 @@ from cluelypro.pipeline.engines import Engines
 from cluelypro.pipeline.pipeline import Pipeline
 from cluelypro.speaker.enroll import SpeakerGate
 from cluelypro.speaker.profiles import VoiceProfile
-
 from harness.engines import (
     ScriptedDetector,
     ScriptedEmbedder,
@@ -163,19 +162,32 @@ class Harness:
         return [e for e in self.events if event(name, **fields)(e)]
 
     def engines(self) -> Engines:
-        return Engines(self.detector, list(self.recognizers), list(self.llms), list(self.synthesizers),
-                       self.embedder if self.gated else None)
+        return Engines(
+            self.detector,
+            list(self.recognizers),
+            list(self.llms),
+            list(self.synthesizers),
+            self.embedder if self.gated else None,
+        )
 
     def _gate(self) -> SpeakerGate | None:
         if not self.gated:
             return None
-        profile = VoiceProfile("user", self.embedder.name, self.embedder.version, 2,
-                               np.array([1.0, 0.0], np.float32), suggested_threshold=0.5)
+        profile = VoiceProfile(
+            "user",
+            self.embedder.name,
+            self.embedder.version,
+            2,
+            np.array([1.0, 0.0], np.float32),
+            suggested_threshold=0.5,
+        )
         return SpeakerGate(self.embedder, profile)
 
     async def _main(self, steps: list[Step], timeout_s: float) -> None:
         clock, timeline = Clock(fast=True), Timeline()
-        self.pipeline = Pipeline(self.settings, self.engines(), clock, timeline, self.make_earpiece(clock), self._gate())
+        self.pipeline = Pipeline(
+            self.settings, self.engines(), clock, timeline, self.make_earpiece(clock), self._gate()
+        )
         changed = asyncio.Event()
 
         def observe(record: Event) -> None:

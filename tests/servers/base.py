@@ -96,7 +96,9 @@ def stream_fault(request: Request) -> Fault | None:
     return fault if fault is not None and fault.kind in STREAM_FAULTS else None
 
 
-async def with_stream_fault(chunks: AsyncIterator[bytes], fault: Fault | None, malformed: bytes) -> AsyncIterator[bytes]:
+async def with_stream_fault(
+    chunks: AsyncIterator[bytes], fault: Fault | None, malformed: bytes
+) -> AsyncIterator[bytes]:
     """`chunks` as they are, or cut after the first two (reset), or with `malformed` in their place."""
     sent = 0
     async for chunk in chunks:

@@ -34,16 +34,24 @@ _RESPONSE_HEADERS = ("content-type", "x-request-id")
 
 
 def openai_key_error(key: str) -> dict:
-    return {"error": {
-        "message": f"Incorrect API key provided: {key}. You can find your API key at "
-                   "https://platform.openai.com/account/api-keys.",
-        "type": "invalid_request_error", "param": None, "code": "invalid_api_key",
-    }}
+    return {
+        "error": {
+            "message": f"Incorrect API key provided: {key}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
 
 
 def cerebras_key_error(key: str) -> dict:
-    return {"message": f"Wrong API Key: {key}", "type": "invalid_request_error", "param": "api_key",
-            "code": "wrong_api_key"}
+    return {
+        "message": f"Wrong API Key: {key}",
+        "type": "invalid_request_error",
+        "param": "api_key",
+        "code": "wrong_api_key",
+    }
 
 
 def fault_proxy(
@@ -66,7 +74,10 @@ def fault_proxy(
         stats.last_request = json.loads(body) if body else None
         upstream_call = Upstream(stats)
         response = await upstream_call.send(
-            request.method, f"{upstream}/{path}", params=request.query_params, content=body,
+            request.method,
+            f"{upstream}/{path}",
+            params=request.query_params,
+            content=body,
             headers={"content-type": request.headers.get("content-type", "application/json")},
         )
         headers = {name: response.headers[name] for name in _RESPONSE_HEADERS if name in response.headers}

@@ -41,10 +41,14 @@ _FINISH = {"stop": "STOP", "length": "MAX_TOKENS"}
 def google_error(code: int, status: str, message: str, reason: str | None = None) -> JSONResponse:
     error: dict = {"code": code, "message": message, "status": status}
     if reason:
-        error["details"] = [{
-            "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
-            "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"},
-        }]
+        error["details"] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": reason,
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            }
+        ]
     return JSONResponse({"error": error}, status_code=code)
 
 
@@ -112,8 +116,9 @@ def gemini_server(upstream: str, faults: Faults, api_key: str, stats: ProxyStats
             return google_error(404, "NOT_FOUND", f"{version}/models/{model}:{method} is not found.")
         key = request.headers.get("x-goog-api-key") or request.query_params.get("key", "")
         if key != api_key:
-            return google_error(401, "UNAUTHENTICATED", f"API key not valid: {key}. Please pass a valid API key.",
-                                "API_KEY_INVALID")
+            return google_error(
+                401, "UNAUTHENTICATED", f"API key not valid: {key}. Please pass a valid API key.", "API_KEY_INVALID"
+            )
         body = await request.json()
         stats.last_request = body
         upstream_call = Upstream(stats)

@@ -87,17 +87,23 @@ class Accounts:
         return token
 
 
-def new_service_account(path: Path, token_uri: str, email: str = "cluelypro-test@cluelypro.iam.gserviceaccount.com",
-                        accounts: Accounts | None = None) -> Path:
+def new_service_account(
+    path: Path,
+    token_uri: str,
+    email: str = "cluelypro-test@cluelypro.iam.gserviceaccount.com",
+    accounts: Accounts | None = None,
+) -> Path:
     """Write a service-account JSON key with a fresh RSA key; `accounts` (the server) learns its
     public key. Without `accounts` the key is one the server has never seen."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     key_id = secrets.token_hex(20)
     if accounts is not None:
         accounts.keys.setdefault(email, {})[key_id] = public_pem
@@ -154,10 +160,15 @@ def create_app(accounts: Accounts, voice: EmbeddedVoice, faults: Faults, token_p
         if not body.get("voice", {}).get("languageCode"):
             return google_error(400, "Voice language code is required.", "INVALID_ARGUMENT")
         wav = await run_in_threadpool(
-            voice.wav, body["input"]["text"], float(config.get("speakingRate", 1.0)), int(config.get("sampleRateHertz", 24000))
+            voice.wav,
+            body["input"]["text"],
+            float(config.get("speakingRate", 1.0)),
+            int(config.get("sampleRateHertz", 24000)),
         )
         answer = json.dumps({"audioContent": base64.b64encode(wav).decode()}).encode()
-        return StreamingResponse(with_stream_fault(pieces(answer), stream_fault(request), MALFORMED), media_type="application/json")
+        return StreamingResponse(
+            with_stream_fault(pieces(answer), stream_fault(request), MALFORMED), media_type="application/json"
+        )
 
     app.mount("/v1", FaultMiddleware(service, faults))
     app.state.service = service

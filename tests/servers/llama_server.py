@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import httpx
 
 from cluelypro.llm.models import resolve_gguf
+
 from .base import free_port
 
 STARTUP_TIMEOUT_S = 120.0
@@ -41,15 +42,25 @@ def llama_server(
     path = resolve_gguf(model)
     port = free_port()
     command = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(path),
-        "--model_alias", model,
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--n_threads", str(threads),
-        "--n_threads_batch", str(threads),  # its default is every core
-        "--n_ctx", str(context_tokens),
-        "--verbose", "False",
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(path),
+        "--model_alias",
+        model,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_threads",
+        str(threads),
+        "--n_threads_batch",
+        str(threads),  # its default is every core
+        "--n_ctx",
+        str(context_tokens),
+        "--verbose",
+        "False",
     ]
     base_url = f"http://127.0.0.1:{port}/v1"
     with tempfile.TemporaryFile() as log:

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp
 from .base import FaultMiddleware, Faults, stream_fault, with_stream_fault
 from .embedded import EmbeddedEars, EmbeddedVoice, pcm16, pieces, run_to_end
 
-MALFORMED = b'<html><body><h1>502 Bad Gateway</h1></body></html>'
+MALFORMED = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
 def openai_error(status: int, message: str, kind: str, code: str | None = None) -> JSONResponse:
@@ -60,16 +60,27 @@ def create_app(api_key: str, ears: EmbeddedEars, voice: EmbeddedVoice, faults: F
         if (refused := unauthorized(request, api_key)) is not None:
             return refused
         if response_format not in ("json", "text"):
-            return openai_error(400, f"response_format {response_format!r} is not supported here", "invalid_request_error")
-        app.state.transcriptions.append({"model": model, "language": language, "response_format": response_format,
-                                         "filename": file.filename, "content_type": file.content_type})
+            return openai_error(
+                400, f"response_format {response_format!r} is not supported here", "invalid_request_error"
+            )
+        app.state.transcriptions.append(
+            {
+                "model": model,
+                "language": language,
+                "response_format": response_format,
+                "filename": file.filename,
+                "content_type": file.content_type,
+            }
+        )
         text = await run_in_threadpool(ears.transcribe_file, await file.read())
         if response_format == "text":
             body, media_type = text.encode(), "text/plain"
         else:
             # ASCII-escaped, so that a cut never splits a character: malformed means bad JSON
             body, media_type = json.dumps({"text": text}).encode(), "application/json"
-        return StreamingResponse(with_stream_fault(pieces(body), stream_fault(request), MALFORMED), media_type=media_type)
+        return StreamingResponse(
+            with_stream_fault(pieces(body), stream_fault(request), MALFORMED), media_type=media_type
+        )
 
     @app.post("/v1/audio/speech")
     async def speech(request: Request) -> Response:

@@ -38,7 +38,7 @@ async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         buffer += chunk
         while match := _EVENT_END.search(buffer):
             yield buffer[: match.end()]
-            buffer = buffer[match.end():]
+            buffer = buffer[match.end() :]
     if buffer:
         yield buffer
 

@@ -77,9 +77,7 @@ def _is_caption(sentence: str) -> bool:
 
 def _is_noise(text: str) -> bool:
     """Only punctuation/symbols, or one character repeated ("ааааа", "!!!", "—")."""
-    core = "".join(
-        char for char in text if unicodedata.category(char)[0] not in "PSZC"
-    ).lower()
+    core = "".join(char for char in text if unicodedata.category(char)[0] not in "PSZC").lower()
     if not core:
         return True
     return len(core) >= 3 and len(set(core)) == 1 and not core.isdigit()

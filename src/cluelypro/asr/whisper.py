@@ -309,9 +309,7 @@ class WhisperRecognizer:
             for tokens, score in zip(result.sequences_ids, result.scores)
         ]
 
-    def _judged(
-        self, tokens: list[int], score: float, no_speech_prob: float, temperature: float, cap: int
-    ) -> Decoding:
+    def _judged(self, tokens: list[int], score: float, no_speech_prob: float, temperature: float, cap: int) -> Decoding:
         text = self._tokenizer.decode(tokens).strip()
         return Decoding(
             text=text,

@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 0.25  # how often the event loop looks at a stream's health
 SILENT_STREAM_S = 1.0  # a running stream whose callback has not run for this long is lost
-FIRST_AUDIO_GRACE_S = 5.0  # a stream just started may deliver late or haltingly (a device waking from suspend, an idle null sink: ~2 s)
+FIRST_AUDIO_GRACE_S = (
+    5.0  # a stream just started may deliver late or haltingly (a device waking from suspend, an idle null sink: ~2 s)
+)
 RETRY_EVERY_S = 2.0  # reopen attempts while a device is lost
 FLAGS_REPORT_EVERY_S = 30.0  # at most one warning line per stream about overflows or underruns
 HUNG_AFTER_S = 5.0  # a reopening not returned by then is hung (see _Recovery): abandoned, and tried anew
@@ -99,8 +101,12 @@ def _open_input_stream(sd: Any, device: str | int | None, callback: Callable[...
     rate = _device_rate(sd, device, "input")
     try:
         stream = sd.InputStream(
-            device=device, channels=1, samplerate=rate, dtype="float32",
-            blocksize=BLOCK_SAMPLES * rate // SAMPLE_RATE, callback=callback,
+            device=device,
+            channels=1,
+            samplerate=rate,
+            dtype="float32",
+            blocksize=BLOCK_SAMPLES * rate // SAMPLE_RATE,
+            callback=callback,
         )
     except sd.PortAudioError as error:
         raise DeviceError(f"cannot open the microphone ({error}); is it busy or unplugged?") from None
@@ -120,8 +126,13 @@ def _open_output_stream(sd: Any, device: str | int | None, callback: Callable[..
     _device_rate(sd, device, "output")
     try:
         stream = sd.OutputStream(
-            device=device, channels=1, samplerate=rate, dtype="float32", callback=callback,
-            blocksize=rate // 50, latency="low",
+            device=device,
+            channels=1,
+            samplerate=rate,
+            dtype="float32",
+            callback=callback,
+            blocksize=rate // 50,
+            latency="low",
         )
     except sd.PortAudioError as error:
         raise DeviceError(f"cannot open the earpiece output ({error}); is it busy or unplugged?") from None
@@ -210,8 +221,15 @@ class WatchedStream:
     FLAGS_REPORT_EVERY_S.
     """
 
-    def __init__(self, which: str, opener: Opener, callback: Callable[..., None], on_device: DeviceCallback,
-                 monotonic: Callable[[], float] = time.monotonic, recover_in_thread: bool = True) -> None:
+    def __init__(
+        self,
+        which: str,
+        opener: Opener,
+        callback: Callable[..., None],
+        on_device: DeviceCallback,
+        monotonic: Callable[[], float] = time.monotonic,
+        recover_in_thread: bool = True,
+    ) -> None:
         self.which = which
         self.name = ""
         self.samplerate = 0  # of the current stream, read by its callback
@@ -309,11 +327,18 @@ class WatchedStream:
     def _tell_hung(self) -> None:
         label = f'{LABELS[self.which]} "{self.name}"'
         if self._hung_reopenings < MAX_HUNG_REOPENINGS:
-            log.warning("%s: the sound system has not answered a reopening for %.0f s (a PortAudio hang); "
-                        "trying anew", label, HUNG_AFTER_S)
+            log.warning(
+                "%s: the sound system has not answered a reopening for %.0f s (a PortAudio hang); trying anew",
+                label,
+                HUNG_AFTER_S,
+            )
         else:
-            log.error("%s: the sound system hung %d times reopening it; giving up on it — restart cluelypro "
-                      "once the device is back", label, self._hung_reopenings)
+            log.error(
+                "%s: the sound system hung %d times reopening it; giving up on it — restart cluelypro "
+                "once the device is back",
+                label,
+                self._hung_reopenings,
+            )
 
     def _replace(self, lost_stream: Any, reopen: bool) -> _Opened | None:
         """In the recovery thread: close the lost stream, then try to open and start the next."""
@@ -357,8 +382,9 @@ class WatchedStream:
         """A stream that failed: closed where it cannot hold up the event loop; `check` reopens."""
         stream, self._stream = self._stream, None
         if stream is not None:
-            self._recovery = _Recovery(lambda: self._replace(stream, reopen=False), self._recover_in_thread,
-                                       self._monotonic())
+            self._recovery = _Recovery(
+                lambda: self._replace(stream, reopen=False), self._recover_in_thread, self._monotonic()
+            )
             self._recovered(self._monotonic())
 
     def _beating(self, heartbeat: _Heartbeat) -> Callable[..., None]:
@@ -391,5 +417,9 @@ class WatchedStream:
             self._flags_reported = dict(self._flags)
             self._next_flags_report = now + FLAGS_REPORT_EVERY_S
             counts = ", ".join(f"{flag.replace('_', ' ')}: {count}" for flag, count in new.items() if count)
-            log.warning('%s "%s" — %s; the audio had gaps or lost samples (is the machine overloaded?)',
-                        LABELS[self.which], self.name, counts)
+            log.warning(
+                '%s "%s" — %s; the audio had gaps or lost samples (is the machine overloaded?)',
+                LABELS[self.which],
+                self.name,
+                counts,
+            )

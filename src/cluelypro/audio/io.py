@@ -105,7 +105,9 @@ def open_input(path: Path | str) -> AudioInput:
         with _sound_file(path) as sound:
             rate, channels, frames = sound.samplerate, sound.channels, sound.frames
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as error:
-        raise AudioInputError(f"cannot read {shown(path)} as audio ({_reason(error)}); use wav, flac, ogg or mp3") from None
+        raise AudioInputError(
+            f"cannot read {shown(path)} as audio ({_reason(error)}); use wav, flac, ogg or mp3"
+        ) from None
     if frames <= 0:
         raise AudioInputError(f"{shown(path)} holds no audio samples")
     channel = _speechiest_channel(path, rate, channels) if channels > 2 else MIXED_DOWN
@@ -180,7 +182,9 @@ def _speechiest_channel(path: Path, rate: int, channels: int) -> int:
 
 def _samples(audio: AudioInput) -> Iterator[np.ndarray]:
     """The file at 16 kHz mono, in pieces of whatever length the resampler gives."""
-    return resampled((_mono(frames, audio.channel) for frames in _file_blocks(audio.path, READ_FRAMES)), audio.rate, SAMPLE_RATE)
+    return resampled(
+        (_mono(frames, audio.channel) for frames in _file_blocks(audio.path, READ_FRAMES)), audio.rate, SAMPLE_RATE
+    )
 
 
 def _mono(frames: np.ndarray, channel: int | None) -> np.ndarray:

@@ -60,7 +60,9 @@ def sequential_run(audio: np.ndarray, engines: Engines, settings: Settings) -> B
     text, asr_s, context = question
     offsets = {"segment": settings.end_silence_ms / 1000}
     offsets["asr"] = offsets["segment"] + asr_s
-    answer, llm_s = _timed(lambda: "".join(engines.llm.stream(thesis_messages(text, context, language), settings.llm_max_tokens)))
+    answer, llm_s = _timed(
+        lambda: "".join(engines.llm.stream(thesis_messages(text, context, language), settings.llm_max_tokens))
+    )
     offsets["llm"] = offsets["asr"] + llm_s
     parser = ThesisStreamParser()
     theses = parser.feed(answer) + parser.finish()

@@ -52,8 +52,14 @@ def _stage_stats(runs: list, names: list[str]) -> dict[str, dict[str, float | No
     return {name: stats([run.offsets[name] for run in runs if name in run.offsets]) for name in names}
 
 
-def summarize(results: list[RecordingResult], startup_s: float, rss_peak_mb: float | None,
-              settings: Settings, repeat: int, baseline: str | None) -> dict[str, Any]:
+def summarize(
+    results: list[RecordingResult],
+    startup_s: float,
+    rss_peak_mb: float | None,
+    settings: Settings,
+    repeat: int,
+    baseline: str | None,
+) -> dict[str, Any]:
     """The whole benchmark as one JSON-ready dict (statistics over answered runs only)."""
     stage_names = [name for name, _ in MILESTONES]
     runs = [run for result in results for run in result.runs]
@@ -103,9 +109,14 @@ def _recording_summary(result: RecordingResult, stage_names: list[str]) -> dict[
         "voice_to_voice": stats([run.voice_to_voice for run in answered]),
         "stages": _stage_stats(answered, stage_names),
         "runs": [
-            {"heard": run.heard, "stop": run.stop, "voice_to_voice": _round(run.voice_to_voice),
-             "stages": {k: _round(v) for k, v in run.offsets.items()}, "thesis1_stall": run.stall,
-             "theses": run.theses}
+            {
+                "heard": run.heard,
+                "stop": run.stop,
+                "voice_to_voice": _round(run.voice_to_voice),
+                "stages": {k: _round(v) for k, v in run.offsets.items()},
+                "thesis1_stall": run.stall,
+                "theses": run.theses,
+            }
             for run in result.runs
         ],
     }
@@ -113,9 +124,15 @@ def _recording_summary(result: RecordingResult, stage_names: list[str]) -> dict[
         sequential = [run for run in result.baseline if run.answered]
         entry["baseline"] = {
             "voice_to_voice": stats([run.voice_to_voice for run in sequential]),
-            "runs": [{"heard": run.heard, "voice_to_voice": _round(run.voice_to_voice),
-                      "stages": {k: _round(v) for k, v in run.offsets.items()}, "theses": run.theses}
-                     for run in result.baseline],
+            "runs": [
+                {
+                    "heard": run.heard,
+                    "voice_to_voice": _round(run.voice_to_voice),
+                    "stages": {k: _round(v) for k, v in run.offsets.items()},
+                    "theses": run.theses,
+                }
+                for run in result.baseline
+            ],
         }
     return entry
 
@@ -142,8 +159,12 @@ def _p50_p95(values: dict[str, float | None], repeat: int) -> str:
 def recordings_table(summary: dict[str, Any], heard: bool = True) -> Table:
     """One row per recording; `heard=False` leaves out the transcripts (a narrow terminal)."""
     repeat = summary["repeat"]
-    title = "Per recording: seconds after end of speech" + ("" if repeat == 1 else f" (v2v p50 / p95, stages p50, over {repeat} runs)")
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # fits 80 columns
+    title = "Per recording: seconds after end of speech" + (
+        "" if repeat == 1 else f" (v2v p50 / p95, stages p50, over {repeat} runs)"
+    )
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )  # fits 80 columns
     table.add_column("recording", no_wrap=True)
     if heard:
         table.add_column("heard", min_width=16, max_width=48)
@@ -186,11 +207,17 @@ def overall_table(summary: dict[str, Any]) -> Table:
     if baseline := summary["baseline"]:
         table.add_section()
         for name, label in BASELINE_STAGES[:-1]:
-            table.add_row(f"{baseline['mode']}: {label}", _s(baseline["stages"][name]["p50"]), _s(baseline["stages"][name]["p95"]))
+            table.add_row(
+                f"{baseline['mode']}: {label}", _s(baseline["stages"][name]["p50"]), _s(baseline["stages"][name]["p95"])
+            )
         seq = baseline["voice_to_voice"]
-        table.add_row(f"[bold]voice-to-voice ({baseline['mode']})[/]", f"[bold]{_s(seq['p50'])}[/]", f"[bold]{_s(seq['p95'])}[/]")
+        table.add_row(
+            f"[bold]voice-to-voice ({baseline['mode']})[/]", f"[bold]{_s(seq['p50'])}[/]", f"[bold]{_s(seq['p95'])}[/]"
+        )
         ratio = summary["baseline_ratio"]
-        table.add_row("[bold]ratio sequential / pipelined (p50)[/]", "—" if ratio is None else f"[bold]{ratio:.2f}×[/]", "")
+        table.add_row(
+            "[bold]ratio sequential / pipelined (p50)[/]", "—" if ratio is None else f"[bold]{ratio:.2f}×[/]", ""
+        )
     table.add_section()
     no_answer = summary["no_answer"]
     table.add_row("no answer (left out)", f"{no_answer['runs']} runs", f"{len(no_answer['recordings'])} recordings")
@@ -207,9 +234,7 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise PlotUnavailableError(
-            "--plot needs matplotlib, which is not installed: pip install matplotlib"
-        ) from None
+        raise PlotUnavailableError("--plot needs matplotlib, which is not installed: pip install matplotlib") from None
 
 
 def plot_waterfall(summary: dict[str, Any], path: Path) -> None:
@@ -224,16 +249,24 @@ def plot_waterfall(summary: dict[str, Any], path: Path) -> None:
     names = [name for name, _ in MILESTONES]
     colors = dict(zip(names, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")))
     # In time order: with early speech, playback starts before thesis 1 is complete.
-    timed = sorted((n for n in names if summary["stages"][n]["p50"] is not None), key=lambda n: round(summary["stages"][n]["p50"], 3))
+    timed = sorted(
+        (n for n in names if summary["stages"][n]["p50"] is not None),
+        key=lambda n: round(summary["stages"][n]["p50"], 3),
+    )
     medians = [(STAGE_LABELS[n], summary["stages"][n]["p50"], colors[n]) for n in timed]
     pipelined = len(medians)
     if summary["baseline"]:
         seq_colors = dict(zip([n for n, _ in BASELINE_STAGES], ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
-        medians += [(f"{summary['baseline']['mode']}: {label}", summary["baseline"]["stages"][n]["p50"], seq_colors[n])
-                    for n, label in BASELINE_STAGES]
+        medians += [
+            (f"{summary['baseline']['mode']}: {label}", summary["baseline"]["stages"][n]["p50"], seq_colors[n])
+            for n, label in BASELINE_STAGES
+        ]
     rows = [e for e in summary["per_recording"] if e["answered_runs"]]
     figure, (top, bottom) = plt.subplots(
-        2, 1, sharex=True, figsize=(11, 3 + 0.35 * (len(medians) + len(rows))),
+        2,
+        1,
+        sharex=True,
+        figsize=(11, 3 + 0.35 * (len(medians) + len(rows))),
         gridspec_kw={"height_ratios": [max(1, len(medians)), max(1, len(rows))]},
     )
     _median_waterfall(top, medians, pipelined)
@@ -273,7 +306,11 @@ def _recording_waterfall(axes, rows: list[dict[str, Any]], names: list[str], col
 
     for row, entry in enumerate(rows):
         # In time order (a stage may end before the one listed above it); within 1 ms, in list order.
-        milestones = sorted((round(entry["stages"][n]["p50"], 3), i, n) for i, n in enumerate(names) if entry["stages"][n]["p50"] is not None)
+        milestones = sorted(
+            (round(entry["stages"][n]["p50"], 3), i, n)
+            for i, n in enumerate(names)
+            if entry["stages"][n]["p50"] is not None
+        )
         previous = 0.0
         for value, _, name in milestones:
             axes.barh(row, value - previous, left=previous, color=colors[name], label=label(STAGE_LABELS[name]))

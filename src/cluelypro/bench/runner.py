@@ -112,16 +112,22 @@ def run_bench(
     return results
 
 
-def replay_recording(audio: np.ndarray, engines: Engines, settings: Settings, timeout_s: float = DEFAULT_TIMEOUT_S) -> RunResult:
+def replay_recording(
+    audio: np.ndarray, engines: Engines, settings: Settings, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> RunResult:
     """Replay `audio` in real time, then silence, through a fresh pipeline on the loaded engines."""
     engines.detector.reset()
     engines.llm.warm_up()  # every run starts from the start-up prefix cache, not the last question's
     llm = _TrackedLLM(engines.llm)
-    events, stop = asyncio.run(_replay(audio, dataclasses.replace(engines, llms=[llm, *engines.llms[1:]]), settings, llm, timeout_s))
+    events, stop = asyncio.run(
+        _replay(audio, dataclasses.replace(engines, llms=[llm, *engines.llms[1:]]), settings, llm, timeout_s)
+    )
     return _run_result(events, stop)
 
 
-async def _replay(audio: np.ndarray, engines: Engines, settings: Settings, llm: _TrackedLLM, timeout_s: float) -> tuple[list[Event], str]:
+async def _replay(
+    audio: np.ndarray, engines: Engines, settings: Settings, llm: _TrackedLLM, timeout_s: float
+) -> tuple[list[Event], str]:
     clock, timeline = Clock(fast=False), Timeline()
     pipeline = Pipeline(settings, engines, clock, timeline, TrackEarpiece(clock, len(audio), keep=False), gate=None)
     audio_end = len(audio) / SAMPLE_RATE
@@ -153,7 +159,9 @@ async def _real_time(audio: np.ndarray, clock: Clock, total_s: float) -> AsyncIt
         yield block
 
 
-async def _watch(timeline: Timeline, clock: Clock, llm: _TrackedLLM, audio_end: float, end_silence_s: float, timeout_s: float) -> str:
+async def _watch(
+    timeline: Timeline, clock: Clock, llm: _TrackedLLM, audio_end: float, end_silence_s: float, timeout_s: float
+) -> str:
     """Wait until the recording's outcome is known; returns the reason the run stops."""
     settled = audio_end + end_silence_s + 0.1  # the last utterance's silence window has closed
     while True:
@@ -167,6 +175,7 @@ async def _watch(timeline: Timeline, clock: Clock, llm: _TrackedLLM, audio_end: 
 
 def outcome(events: list[Event], llm: _TrackedLLM) -> str | None:
     """Why the run can stop now, or None while the last question's answer is still coming."""
+
     def named(name: str) -> list[Event]:
         return [e for e in events if e["event"] == name]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -34,13 +34,21 @@ def register_bench_command(
 ) -> None:
     @app.command()
     def bench(
-        corpus: Annotated[Optional[Path], Option(help="folder of recordings (wav/flac/ogg/mp3); default: the exam questions + ../shared/audio/ru")] = None,
-        baseline: Annotated[Optional[BaselineMode], Option(help="also run the same engines one after another, no streaming, and print the ratio")] = None,
+        corpus: Annotated[
+            Path | None,
+            Option(help="folder of recordings (wav/flac/ogg/mp3); default: the exam questions + ../shared/audio/ru"),
+        ] = None,
+        baseline: Annotated[
+            BaselineMode | None,
+            Option(help="also run the same engines one after another, no streaming, and print the ratio"),
+        ] = None,
         repeat: Annotated[int, Option(min=1, help="replay each recording this many times")] = 1,
-        json_path: Annotated[Optional[Path], Option("--json", help="write the results as JSON")] = None,
-        plot: Annotated[Optional[Path], Option(help="write a latency waterfall PNG (needs matplotlib)")] = None,
-        limit: Annotated[Optional[int], Option(min=1, help="only the first N recordings")] = None,
-        timeout: Annotated[float, Option(min=1.0, help="give up on a recording this many seconds after its audio ends")] = DEFAULT_TIMEOUT_S,
+        json_path: Annotated[Path | None, Option("--json", help="write the results as JSON")] = None,
+        plot: Annotated[Path | None, Option(help="write a latency waterfall PNG (needs matplotlib)")] = None,
+        limit: Annotated[int | None, Option(min=1, help="only the first N recordings")] = None,
+        timeout: Annotated[
+            float, Option(min=1.0, help="give up on a recording this many seconds after its audio ends")
+        ] = DEFAULT_TIMEOUT_S,
     ) -> None:
         """Replay recordings in real time and report voice-to-voice latency, per stage, p50/p95."""
 
@@ -55,10 +63,14 @@ def register_bench_command(
                     ui.fail(str(error))
                     return EXIT_USER_ERROR
             recordings = load_corpus(corpus, limit)  # bad files fail before the models load
-            ui.errors.print(f"corpus: {len(recordings)} recordings, {sum(r.duration_s for r in recordings):.0f} s of audio")
+            ui.errors.print(
+                f"corpus: {len(recordings)} recordings, {sum(r.duration_s for r in recordings):.0f} s of audio"
+            )
             summary = _benchmark(settings, recordings, repeat, baseline, timeout)
             out = _table_console()
-            out.print(report.recordings_table(summary, heard=out.width >= WIDE_ENOUGH))  # else only in the progress lines
+            out.print(
+                report.recordings_table(summary, heard=out.width >= WIDE_ENOUGH)
+            )  # else only in the progress lines
             out.print(report.overall_table(summary))
             if json_path is not None:
                 report.write_json(summary, json_path)
@@ -81,7 +93,9 @@ def _table_console() -> Console:
     return Console(file=ui.console.file, width=WIDE, highlight=False, soft_wrap=True)
 
 
-def _benchmark(settings: Settings, recordings: list[Recording], repeat: int, baseline: BaselineMode | None, timeout: float) -> dict:
+def _benchmark(
+    settings: Settings, recordings: list[Recording], repeat: int, baseline: BaselineMode | None, timeout: float
+) -> dict:
     from cluelypro.bench import report
     from cluelypro.pipeline.engines import build_engines, load_engines
 
@@ -98,11 +112,16 @@ def _benchmark(settings: Settings, recordings: list[Recording], repeat: int, bas
             done += 1
             outcome = f"v2v {run.voice_to_voice:.2f} s" if run.answered else f"[yellow]no answer[/] ({run.stop})"
             if sequential is not None:
-                outcome += f", sequential {sequential.voice_to_voice:.2f} s" if sequential.answered else ", sequential: no answer"
+                outcome += (
+                    f", sequential {sequential.voice_to_voice:.2f} s"
+                    if sequential.answered
+                    else ", sequential: no answer"
+                )
             ui.errors.print(f"[{done}/{total}] {escape(recording.name)}  {outcome}  [dim]«{escape(run.heard)}»[/]")
 
         results = run_bench(recordings, engines, settings, repeat, baseline is not None, timeout, show)
     finally:
         engines.close()
-    return report.summarize(results, startup_s, ui.peak_rss_mb(), settings, repeat,
-                            baseline.value if baseline is not None else None)
+    return report.summarize(
+        results, startup_s, ui.peak_rss_mb(), settings, repeat, baseline.value if baseline is not None else None
+    )

@@ -70,8 +70,10 @@ def _event_line(event: Event) -> list[str | tuple[str, str]] | None:
     if name == "error":
         return [(f"{event['stage']} error:", "red"), " ", str(event["message"])]
     if name == "provider_skipped":
-        return [(f"{event['stage']} {event['provider']} skipped", "yellow"),
-                f" ({event['reason']}); the next engine answers"]
+        return [
+            (f"{event['stage']} {event['provider']} skipped", "yellow"),
+            f" ({event['reason']}); the next engine answers",
+        ]
     if name == "device":
         return _device_line(event)
     return None

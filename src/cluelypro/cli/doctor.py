@@ -36,14 +36,20 @@ def register_doctor_command(
 ) -> None:
     @app.command()
     def doctor(
-        probe: Annotated[bool, typer.Option("--probe", help="also send each cloud engine one small real request")] = False,
+        probe: Annotated[
+            bool, typer.Option("--probe", help="also send each cloud engine one small real request")
+        ] = False,
     ) -> None:
         """Check sound devices, embedded models, API keys and every configured engine; say what to fix."""
 
         def body() -> int:
             settings = settings_factory()
-            checks = [*_device_checks(), *_voice_checks(settings), *_key_checks(settings),
-                      *_engine_checks(settings, probe)]
+            checks = [
+                *_device_checks(),
+                *_voice_checks(settings),
+                *_key_checks(settings),
+                *_engine_checks(settings, probe),
+            ]
             ui.console.print(_table(checks))
             embedded_ok = all(c.ok for c in checks if c.name.startswith("embedded"))
             if not embedded_ok:
@@ -73,8 +79,9 @@ def _device_checks() -> list[Check]:
             check_device(None, kind)
             checks.append(Check("audio", f"default {kind} device", True, use))
         except DeviceError as error:
-            checks.append(Check("audio", f"default {kind} device", False,
-                                f"{error}; `run --input FILE` works without one"))
+            checks.append(
+                Check("audio", f"default {kind} device", False, f"{error}; `run --input FILE` works without one")
+            )
     return checks
 
 
@@ -85,7 +92,9 @@ def _voice_checks(settings: Settings) -> list[Check]:
 
     name = settings.voice_profile or active_profile_name()
     if name is None:
-        return [Check("voice", "voice profile", None, "none: every voice counts as the other speaker; `cluelypro enroll`")]
+        return [
+            Check("voice", "voice profile", None, "none: every voice counts as the other speaker; `cluelypro enroll`")
+        ]
     try:
         profile = load_profile(name)
     except ProfileError as error:
@@ -97,14 +106,22 @@ def _voice_checks(settings: Settings) -> list[Check]:
 
 def _key_checks(settings: Settings) -> list[Check]:
     """Whether each key is set — never its value."""
-    checks = [Check("key", name, True, "set") if value else Check("key", name, None, "not set: its engines are skipped")
-              for name, value in settings.api_keys().items()]
+    checks = [
+        Check("key", name, True, "set") if value else Check("key", name, None, "not set: its engines are skipped")
+        for name, value in settings.api_keys().items()
+    ]
     path = settings.google_application_credentials
     if path is None:
         checks.append(Check("key", "GOOGLE_APPLICATION_CREDENTIALS", None, "not set: Google TTS is skipped"))
     else:
-        checks.append(Check("key", "GOOGLE_APPLICATION_CREDENTIALS", path.is_file(),
-                            "file found" if path.is_file() else f"no file {path}"))
+        checks.append(
+            Check(
+                "key",
+                "GOOGLE_APPLICATION_CREDENTIALS",
+                path.is_file(),
+                "file found" if path.is_file() else f"no file {path}",
+            )
+        )
     return checks
 
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -15,7 +15,16 @@ from rich.markup import escape
 
 from cluelypro.audio.devices import DeviceError, check_device, parse_device
 from cluelypro.audio.earpiece import DeviceEarpiece, Earpiece, TrackEarpiece
-from cluelypro.audio.io import MIXED_DOWN, AudioInputError, in_blocks, open_input, shown, stream_audio, to_mono_16k, write_audio
+from cluelypro.audio.io import (
+    MIXED_DOWN,
+    AudioInputError,
+    in_blocks,
+    open_input,
+    shown,
+    stream_audio,
+    to_mono_16k,
+    write_audio,
+)
 from cluelypro.audio.sources import capture_microphone, replay_file
 from cluelypro.cli import console as ui
 from cluelypro.cli.bench import register_bench_command
@@ -62,7 +71,9 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _common(
-    version: Annotated[bool, Option("--version", callback=_print_version, is_eager=True, help="show the version")] = False,
+    version: Annotated[
+        bool, Option("--version", callback=_print_version, is_eager=True, help="show the version")
+    ] = False,
 ) -> None:
     """CluelyPro — a real-time voice prompter: hears a question, whispers short theses."""
 
@@ -93,16 +104,19 @@ class Session:
             self.gate = SpeakerGate(self.engines.embedder, self.profile, threshold)
             ui.errors.print(f"voice profile [bold]{escape(self.profile.name)}[/], threshold {self.gate.threshold:.2f}")
         else:
-            ui.errors.print("[yellow]warning:[/] no voice profile — every voice counts as the other speaker; "
-                            "record yours with `cluelypro enroll`")
+            ui.errors.print(
+                "[yellow]warning:[/] no voice profile — every voice counts as the other speaker; "
+                "record yours with `cluelypro enroll`"
+            )
         ui.errors.print(f"[green]ready[/] in {self.startup_s:.1f} s")
 
     def on_device(self, which: str, state: str, name: str) -> None:
         """A sound device was lost or is back: an event on the timeline (and a console line)."""
         self.timeline.emit("device", self.clock.input_now(), which=which, state=state, name=name)
 
-    def run(self, source: AsyncIterator[np.ndarray], earpiece: Earpiece,
-            beside: Callable[[], Awaitable[None]] | None = None) -> None:
+    def run(
+        self, source: AsyncIterator[np.ndarray], earpiece: Earpiece, beside: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         """Run the pipeline on `source`; `beside` (a device's watch) runs along until it ends."""
         pipeline = Pipeline(self.settings, self.engines, self.clock, self.timeline, earpiece, self.gate)
         try:
@@ -144,8 +158,9 @@ def _guarded(action: Callable[[], int]) -> None:
         ui.fail(str(error))
         code = EXIT_USER_ERROR
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
-                             for e in error.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
+        )
         ui.fail(f"invalid setting — {problems} (check the environment, .env and cluelypro.toml)")
         code = EXIT_USER_ERROR
     raise typer.Exit(code)
@@ -158,7 +173,9 @@ def _settings(**overrides: object) -> Settings:
     return load_settings(**overrides)
 
 
-def _replay(session: Session, blocks: Iterable[np.ndarray], length: int, output: Path | None, rate: int) -> list[QuestionChain]:
+def _replay(
+    session: Session, blocks: Iterable[np.ndarray], length: int, output: Path | None, rate: int
+) -> list[QuestionChain]:
     """Replay 16 kHz `blocks` (`length` samples) through the session; the earpiece track, aligned
     with them, is kept only when it is to be written to `output` at `rate`."""
     with TrackEarpiece(session.clock, length, keep=output is not None) as earpiece:
@@ -174,7 +191,7 @@ def demo(
     question: Annotated[str, Option(help="the examiner's question to synthesise")] = DEMO_QUESTION,
     output: Annotated[Path, Option(help="earpiece track to write")] = Path("earpiece.wav"),
     question_output: Annotated[Path, Option(help="where to save the synthesised question")] = Path("demo_question.wav"),
-    events: Annotated[Optional[Path], Option(help="write the event timeline as JSON lines")] = None,
+    events: Annotated[Path | None, Option(help="write the event timeline as JSON lines")] = None,
     fast: Annotated[bool, Option("--fast", help="process as fast as possible instead of in real time")] = False,
     examiner_voice: Annotated[str, Option(help="RHVoice voice of the examiner")] = "aleksandr",
 ) -> None:
@@ -186,7 +203,9 @@ def demo(
         session.load()
         audio = _examiner_recording(question, examiner_voice)
         write_audio(question_output, audio)
-        ui.console.print(f"examiner ({escape(examiner_voice)}) asks: «{escape(question)}» — saved to {escape(shown(question_output))}")
+        ui.console.print(
+            f"examiner ({escape(examiner_voice)}) asks: «{escape(question)}» — saved to {escape(shown(question_output))}"
+        )
         chains = _replay(session, in_blocks(audio), len(audio), output, SAMPLE_RATE)
         if not any(chain.theses for chain in chains):
             ui.fail("the demo question got no theses; check LLM_MODEL and ASR_MODEL (cluelypro run --help)")
@@ -211,17 +230,21 @@ def _examiner_recording(question: str, voice: str) -> np.ndarray:
 
 @app.command()
 def run(
-    input: Annotated[Optional[Path], Option("--input", "-i", help="audio file to replay (wav/flac/ogg/mp3); none = microphone")] = None,
-    output: Annotated[Optional[Path], Option("--output", "-o", help="write the earpiece track, aligned with the input")] = None,
+    input: Annotated[
+        Path | None, Option("--input", "-i", help="audio file to replay (wav/flac/ogg/mp3); none = microphone")
+    ] = None,
+    output: Annotated[
+        Path | None, Option("--output", "-o", help="write the earpiece track, aligned with the input")
+    ] = None,
     fast: Annotated[bool, Option("--fast", help="replay as fast as possible instead of in real time")] = False,
-    events: Annotated[Optional[Path], Option(help="write the event timeline as JSON lines")] = None,
-    input_device: Annotated[Optional[str], Option(help="microphone: index or name part (live)")] = None,
-    output_device: Annotated[Optional[str], Option(help="earpiece: index or name part (live)")] = None,
-    vad: Annotated[Optional[str], Option(help="VAD engine: silero or webrtc")] = None,
-    end_silence_ms: Annotated[Optional[int], Option(help="silence that ends an utterance")] = None,
-    asr_model: Annotated[Optional[str], Option(help="faster-whisper model name or path")] = None,
-    llm_model: Annotated[Optional[str], Option(help="embedded LLM name or GGUF path")] = None,
-    voice: Annotated[Optional[str], Option(help="RHVoice voice for the earpiece")] = None,
+    events: Annotated[Path | None, Option(help="write the event timeline as JSON lines")] = None,
+    input_device: Annotated[str | None, Option(help="microphone: index or name part (live)")] = None,
+    output_device: Annotated[str | None, Option(help="earpiece: index or name part (live)")] = None,
+    vad: Annotated[str | None, Option(help="VAD engine: silero or webrtc")] = None,
+    end_silence_ms: Annotated[int | None, Option(help="silence that ends an utterance")] = None,
+    asr_model: Annotated[str | None, Option(help="faster-whisper model name or path")] = None,
+    llm_model: Annotated[str | None, Option(help="embedded LLM name or GGUF path")] = None,
+    voice: Annotated[str | None, Option(help="RHVoice voice for the earpiece")] = None,
 ) -> None:
     """Replay a recording through the prompter, or listen live until Ctrl+C."""
 
@@ -232,19 +255,25 @@ def run(
         if input is not None:
             audio = open_input(input)  # fail on a bad file before minutes of model loading
             if audio.channel is not MIXED_DOWN:
-                ui.console.print(f"input has {audio.channels} channels; using channel {audio.channel + 1}, the one with the most speech")
+                ui.console.print(
+                    f"input has {audio.channels} channels; using channel {audio.channel + 1}, the one with the most speech"
+                )
             session = Session(settings, fast, events)
             session.load()
             _replay(session, stream_audio(audio), audio.samples, output, audio.rate)
             if not session.chains.speech_heard:
-                ui.console.print(f"no speech found in {escape(shown(input))}; check the recording level, or lower VAD_THRESHOLD")
+                ui.console.print(
+                    f"no speech found in {escape(shown(input))}; check the recording level, or lower VAD_THRESHOLD"
+                )
             return 0
         return _run_live(settings, events, parse_device(input_device), parse_device(output_device))
 
     _guarded(body)
 
 
-def _run_live(settings: Settings, events: Path | None, input_device: str | int | None, output_device: str | int | None) -> int:
+def _run_live(
+    settings: Settings, events: Path | None, input_device: str | int | None, output_device: str | int | None
+) -> int:
     check_device(input_device, "input")  # fail on a missing device before minutes of loading
     session = Session(settings, fast=False, events=events)
     earpiece = DeviceEarpiece(session.clock, output_device, on_device=session.on_device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.panel import Panel
@@ -29,10 +29,12 @@ def register_profile_commands(app: typer.Typer, guarded: Callable, settings_fact
 
     @app.command()
     def enroll(
-        input: Annotated[Optional[Path], Option("--input", "-i", help="a recording of you reading (instead of the microphone)")] = None,
+        input: Annotated[
+            Path | None, Option("--input", "-i", help="a recording of you reading (instead of the microphone)")
+        ] = None,
         seconds: Annotated[float, Option(help="how long to record from the microphone")] = 25.0,
         name: Annotated[str, Option(help="profile name")] = "me",
-        input_device: Annotated[Optional[str], Option(help="microphone: index or name part")] = None,
+        input_device: Annotated[str | None, Option(help="microphone: index or name part")] = None,
     ) -> None:
         """Record (or read) your voice and save it as the active voice profile."""
 
@@ -66,8 +68,14 @@ def register_profile_commands(app: typer.Typer, guarded: Callable, settings_fact
             for column in ("", "name", "embedder", "speech (s)", "threshold", "created"):
                 table.add_column(column)
             for profile in profiles.list_profiles():
-                table.add_row("*" if profile.name == active else "", profile.name, profile.embedder,
-                              f"{profile.voiced_seconds:.1f}", f"{profile.suggested_threshold:.2f}", profile.created)
+                table.add_row(
+                    "*" if profile.name == active else "",
+                    profile.name,
+                    profile.embedder,
+                    f"{profile.voiced_seconds:.1f}",
+                    f"{profile.suggested_threshold:.2f}",
+                    profile.created,
+                )
             ui.console.print(table if table.row_count else "no voice profiles yet; record one with `cluelypro enroll`")
             return 0
 

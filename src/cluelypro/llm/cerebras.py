@@ -18,7 +18,13 @@ class CerebrasLLM(ChatCompletionsLLM):
     client_class = "Cerebras"
     client_options = {"warm_tcp_connection": False}
 
-    def __init__(self, api_key: str, model: str, base_url: str | None = None, timeout_s: float = 1.5,
-                 reasoning_effort: str | None = "low") -> None:
+    def __init__(
+        self,
+        api_key: str,
+        model: str,
+        base_url: str | None = None,
+        timeout_s: float = 1.5,
+        reasoning_effort: str | None = "low",
+    ) -> None:
         super().__init__("cerebras", api_key, model, base_url, timeout_s)
         self.request_options = {"reasoning_effort": reasoning_effort} if reasoning_effort else {}

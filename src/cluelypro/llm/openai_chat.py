@@ -37,8 +37,15 @@ class ChatCompletionsLLM(CloudLLM):
     request_options: dict[str, Any] = {}
 
     def _make_client(self) -> Any:
-        return openai_client(self._api_key or NO_KEY, self.base_url, self.timeout_s, self.sdk_module,
-                             self.client_class, self.provider, **self.client_options)
+        return openai_client(
+            self._api_key or NO_KEY,
+            self.base_url,
+            self.timeout_s,
+            self.sdk_module,
+            self.client_class,
+            self.provider,
+            **self.client_options,
+        )
 
     def _generate(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         chunks = self._client.chat.completions.create(

@@ -21,16 +21,18 @@ SYSTEM_PROMPT = """Ты суфлёр на устном экзамене. На в
 - Если реплика не вопрос по предмету (приветствие, просьба, команда, разговор), ответь только: 0"""
 
 EXAMPLES = [
-    ("Что такое компилятор?",
-     "1. Компилятор — программа, которая переводит исходный код в машинные команды."),
-    ("Когда человек впервые полетел в космос?",
-     "1. Юрий Гагарин полетел в космос двенадцатого апреля тысяча девятьсот шестьдесят "
-     "первого года."),
-    ("Какие бывают горные породы?",
-     "1. Горные породы делятся на магматические, осадочные и метаморфические.\n"
-     "2. Магматические образуются при застывании магмы, например гранит и базальт.\n"
-     "3. Осадочные накапливаются из обломков и остатков организмов, например известняк.\n"
-     "4. Метаморфические возникают из других пород под давлением и нагревом."),
+    ("Что такое компилятор?", "1. Компилятор — программа, которая переводит исходный код в машинные команды."),
+    (
+        "Когда человек впервые полетел в космос?",
+        "1. Юрий Гагарин полетел в космос двенадцатого апреля тысяча девятьсот шестьдесят первого года.",
+    ),
+    (
+        "Какие бывают горные породы?",
+        "1. Горные породы делятся на магматические, осадочные и метаморфические.\n"
+        "2. Магматические образуются при застывании магмы, например гранит и базальт.\n"
+        "3. Осадочные накапливаются из обломков и остатков организмов, например известняк.\n"
+        "4. Метаморфические возникают из других пород под давлением и нагревом.",
+    ),
     ("Здравствуйте, проходите, садитесь.", "0"),
     ("Секундочку, сейчас посмотрю ваши документы.", "0"),
 ]
@@ -46,7 +48,9 @@ def _prefix() -> list[dict[str, str]]:
 COMMENTARY_REQUEST = "(Это утверждение, не вопрос: дай два-три связанных с ним факта.)"
 
 
-def thesis_messages(question: str, context: str = "", language: str = "ru", commentary: bool = False) -> list[dict[str, str]]:
+def thesis_messages(
+    question: str, context: str = "", language: str = "ru", commentary: bool = False
+) -> list[dict[str, str]]:
     """Chat messages asking for theses on `question`.
 
     `context` is what the other speaker said before it (so "а он?" can be resolved);
@@ -91,19 +95,24 @@ def shorter_prompts(messages: list[dict[str, str]]) -> list[Shorter]:
     in llama.cpp's prefix cache), then the last theses. The rules and the question always stay."""
     system, *examples, request = messages
     question, said = _split_deepening(request["content"])
-    pairs = [examples[i:i + 2] for i in range(0, len(examples), 2)]
+    pairs = [examples[i : i + 2] for i in range(0, len(examples), 2)]
 
     def without(theses: int, worked: int) -> Shorter:
         content = request["content"] if question is None else _deepening_request(question, said[theses:])
-        kept = [message for pair in pairs[:len(pairs) - worked] for message in pair]
-        left_out = [f"{count} of {total} {what}" for count, total, what in
-                    [(theses, len(said), "earlier theses"), (worked, len(pairs), "worked examples")] if count]
+        kept = [message for pair in pairs[: len(pairs) - worked] for message in pair]
+        left_out = [
+            f"{count} of {total} {what}"
+            for count, total, what in [(theses, len(said), "earlier theses"), (worked, len(pairs), "worked examples")]
+            if count
+        ]
         return Shorter([system, *kept, {**request, "content": content}], " and ".join(left_out))
 
     old = len(said) - min(KEEP_RECENT_THESES, len(said))
-    return ([without(theses, 0) for theses in range(1, old + 1)]
-            + [without(old, worked) for worked in range(1, len(pairs) + 1)]
-            + [without(theses, len(pairs)) for theses in range(old + 1, len(said) + 1)])
+    return (
+        [without(theses, 0) for theses in range(1, old + 1)]
+        + [without(old, worked) for worked in range(1, len(pairs) + 1)]
+        + [without(theses, len(pairs)) for theses in range(old + 1, len(said) + 1)]
+    )
 
 
 def _split_deepening(content: str) -> tuple[str | None, list[str]]:

@@ -78,7 +78,7 @@ class ThesisStreamParser:
         marker = _MARKER.match(self._buffer.lstrip())
         if self._silent or marker is None or not marker.group(1) or "\n" in self._buffer:
             return ""
-        return self._buffer.lstrip()[marker.end():].replace("**", "")
+        return self._buffer.lstrip()[marker.end() :].replace("**", "")
 
     def _drain(self, final: bool) -> list[str]:
         theses: list[str] = []
@@ -124,7 +124,7 @@ class ThesisStreamParser:
             self._marked = True
             if marker.group(1):
                 self._last_number = int(marker.group(1))
-            text = text[marker.end():]
+            text = text[marker.end() :]
         elif self._marked:
             return None  # epilogue after the list ("Надеюсь, это поможет!")
         if text.endswith(":"):

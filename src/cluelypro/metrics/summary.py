@@ -120,6 +120,5 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def stage_summary(chains: list[QuestionChain]) -> dict[str, dict[str, float]]:
     return {
-        name: percentiles([chain.offsets[name] for chain in chains if name in chain.offsets])
-        for name, _ in MILESTONES
+        name: percentiles([chain.offsets[name] for chain in chains if name in chain.offsets]) for name, _ in MILESTONES
     }

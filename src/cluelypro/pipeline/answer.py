@@ -130,7 +130,9 @@ class Answer:
         self._head = (thesis.index, head)
         self._head_partial, self._head_line = head, line
         self._audio[thesis.index] = ThesisAudio()
-        self._head_synthesis = self._spawn(self._synthesize(head, thesis.index, self._audio[thesis.index], finish=False), "tts")
+        self._head_synthesis = self._spawn(
+            self._synthesize(head, thesis.index, self._audio[thesis.index], finish=False), "tts"
+        )
         self._changed.set()
 
     def early_progress(self, partial: str, lines_done: int) -> None:
@@ -164,7 +166,7 @@ class Answer:
         spoken = text if continues else _heading_thesis(self._head_partial, head)
         thesis = self.plan.revise(index, spoken)
         self._emit("thesis", index=index, text=thesis.text, depth=thesis.depth)
-        rest = " ".join(spoken.split()[len(head.split()):])
+        rest = " ".join(spoken.split()[len(head.split()) :])
         self._spawn(self._synthesize(rest, index, self._audio[index], after=self._head_synthesis), "tts")
         self._changed.set()
         return thesis if continues or text is None else self.add_thesis(text)

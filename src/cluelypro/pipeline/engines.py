@@ -85,8 +85,13 @@ def _key(secret, variable: str) -> str:
 def _local_llm(s: Settings) -> ThesisLLM:
     from cluelypro.llm.llama import LlamaThesisLLM
 
-    return LlamaThesisLLM(s.llm_model, threads=s.llm_threads, prompt_threads=s.llm_prompt_threads,
-                          context_tokens=s.llm_context_tokens, grammar=s.llm_grammar)
+    return LlamaThesisLLM(
+        s.llm_model,
+        threads=s.llm_threads,
+        prompt_threads=s.llm_prompt_threads,
+        context_tokens=s.llm_context_tokens,
+        grammar=s.llm_grammar,
+    )
 
 
 def _cerebras(s: Settings) -> ThesisLLM:
@@ -142,8 +147,9 @@ def _openai_tts(s: Settings) -> SpeechSynthesizer:
     key = _key(s.openai_api_key, "OPENAI_API_KEY")
     from cluelypro.tts.openai_tts import OpenAISynthesizer
 
-    return OpenAISynthesizer(key, s.openai_tts_model, s.openai_tts_voice, s.tts_speed, s.openai_base_url,
-                             s.tts_first_audio_budget_s)
+    return OpenAISynthesizer(
+        key, s.openai_tts_model, s.openai_tts_voice, s.tts_speed, s.openai_base_url, s.tts_first_audio_budget_s
+    )
 
 
 def _google_tts(s: Settings) -> SpeechSynthesizer:
@@ -154,12 +160,19 @@ def _google_tts(s: Settings) -> SpeechSynthesizer:
         raise EngineUnavailable(f"GOOGLE_APPLICATION_CREDENTIALS: no file {path}")
     from cluelypro.tts.google_tts import GoogleCloudSynthesizer
 
-    return GoogleCloudSynthesizer(path, s.google_tts_voice, s.tts_speed, s.google_tts_endpoint, s.tts_first_audio_budget_s)
+    return GoogleCloudSynthesizer(
+        path, s.google_tts_voice, s.tts_speed, s.google_tts_endpoint, s.tts_first_audio_budget_s
+    )
 
 
 FACTORIES: dict[str, dict[str, Callable[[Settings], object]]] = {
-    "llm": {"local": _local_llm, "cerebras": _cerebras, "gemini": _gemini, "openai": _openai_llm,
-            "compatible": _compatible_llm},
+    "llm": {
+        "local": _local_llm,
+        "cerebras": _cerebras,
+        "gemini": _gemini,
+        "openai": _openai_llm,
+        "compatible": _compatible_llm,
+    },
     "asr": {"local": _local_asr, "openai": _openai_asr},
     "tts": {"rhvoice": _rhvoice, "openai": _openai_tts, "google": _google_tts},
 }
@@ -181,7 +194,9 @@ def chain_members(settings: Settings, stage: str) -> list[tuple[str, object]]:
         except EngineUnavailable as reason:
             members.append((name, LeftOut(stage, name, str(reason))))
         except ImportError as error:
-            members.append((name, LeftOut(stage, name, f"its SDK is not installed ({error.name}); {CLOUD_INSTALL_HINT}")))
+            members.append(
+                (name, LeftOut(stage, name, f"its SDK is not installed ({error.name}); {CLOUD_INSTALL_HINT}"))
+            )
     return members
 
 

@@ -211,8 +211,12 @@ class EngineChain(Generic[E]):
             yield Skipped(name, STILL_STUCK)
             return
         remote = getattr(engine, "remote", False)
-        stream = iterate_in_thread(lambda: open_stream(engine), wait_on_exit=not remote,
-                                   give_up_after_s=policy.exit_wait_s, on_give_up=health.abandon)
+        stream = iterate_in_thread(
+            lambda: open_stream(engine),
+            wait_on_exit=not remote,
+            give_up_after_s=policy.exit_wait_s,
+            on_give_up=health.abandon,
+        )
         try:
             async with aclosing(stream) as items:
                 while True:
@@ -283,8 +287,9 @@ async def _next_within(
     waiting.add_done_callback(_observed)  # even if we are cancelled again before we look at it
     try:
         while True:
-            await asyncio.wait({waiting} | ({tripped} if tripped else set()),
-                               timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {waiting} | ({tripped} if tripped else set()), timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            )
             if waiting.done() or (tripped is not None and tripped.done()):
                 break
             if working is None or seconds is None or not working(seconds):

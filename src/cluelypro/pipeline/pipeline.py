@@ -49,8 +49,14 @@ class StageChains:
     def __init__(self, settings: Settings, engines: Engines) -> None:
         def policy(budget_s: float, empty_is_failure: bool) -> ChainPolicy:
             watchdog = settings.engine_watchdog_s
-            return ChainPolicy(budget_s, watchdog, settings.provider_cooldown_s, settings.provider_max_cooldown_s,
-                               empty_is_failure, exit_wait_s=min(ChainPolicy.exit_wait_s, watchdog))
+            return ChainPolicy(
+                budget_s,
+                watchdog,
+                settings.provider_cooldown_s,
+                settings.provider_max_cooldown_s,
+                empty_is_failure,
+                exit_wait_s=min(ChainPolicy.exit_wait_s, watchdog),
+            )
 
         self.asr = EngineChain("asr", engines.recognizers, policy(settings.asr_timeout_s, False))
         self.llm = EngineChain("llm", engines.llms, policy(settings.llm_ttft_budget_s, True))
@@ -78,7 +84,9 @@ class Pipeline:
         self._segments: asyncio.Queue[SpeechSegment | None] = asyncio.Queue(size)
         self._questions: asyncio.Queue[Question | None] = asyncio.Queue(size)
         self._next_q = 1
-        self._heard: deque[tuple[float, str]] = deque()  # (end time, text) of the other speaker, within the context window
+        self._heard: deque[tuple[float, str]] = (
+            deque()
+        )  # (end time, text) of the other speaker, within the context window
         self.filter = QuestionFilter(settings.question_filter_mode, commentary=settings.commentary_mode)
         self.chains = StageChains(settings, engines)
         self.turns = LlmTurns(newer_question_cuts_answers=not clock.fast)
@@ -114,7 +122,9 @@ class Pipeline:
         """An engine failed or was too slow: the next engine of the chain is asked the same."""
         self._emit("provider_skipped", anchor, utt, q, **skip.event_fields(stage))
 
-    def _report_error(self, stage: str, error: BaseException, anchor: Anchor, utt: int | None, q: int | None = None) -> None:
+    def _report_error(
+        self, stage: str, error: BaseException, anchor: Anchor, utt: int | None, q: int | None = None
+    ) -> None:
         """A failure the user must see: an `error` event (the console prints it); the traceback
         goes to the debug log."""
         log.debug("%s failed", stage, exc_info=error)
@@ -192,8 +202,13 @@ class Pipeline:
             dropped = self._segments.get_nowait()
             if dropped.speculation is not None:
                 dropped.speculation.drop()
-            self._emit("error", segment.anchor, dropped.utterance.utt, stage="asr",
-                       message="ASR fell behind; utterance dropped")
+            self._emit(
+                "error",
+                segment.anchor,
+                dropped.utterance.utt,
+                stage="asr",
+                message="ASR fell behind; utterance dropped",
+            )
         self._segments.put_nowait(segment)
 
     # --- transcribe: speaker gate first, then ASR, then the question filter ---------------------
@@ -243,8 +258,16 @@ class Pipeline:
             prefetch = None
         if accepted:
             self._next_q += 1
-            question = Question(q, utterance.utt, text, anchor, utterance.end, commentary=reason == "commentary",
-                                prefetch=prefetch, cancellation=self.turns.accepted(q))
+            question = Question(
+                q,
+                utterance.utt,
+                text,
+                anchor,
+                utterance.end,
+                commentary=reason == "commentary",
+                prefetch=prefetch,
+                cancellation=self.turns.accepted(q),
+            )
             await self._questions.put(question)
 
     async def _speaker_role(self, audio: np.ndarray) -> tuple[str, float | None]:
@@ -268,8 +291,14 @@ class Pipeline:
     def _recognized(self, segment: SpeechSegment, transcript: Transcript) -> str:
         for skip in transcript.skipped:
             self._emit_skip("asr", skip, segment.anchor, segment.utterance.utt)
-        self._emit("asr", segment.anchor, segment.utterance.utt, text=transcript.text,
-                   engine=transcript.engine, ms=transcript.ms)
+        self._emit(
+            "asr",
+            segment.anchor,
+            segment.utterance.utt,
+            text=transcript.text,
+            engine=transcript.engine,
+            ms=transcript.ms,
+        )
         return transcript.text
 
     async def _run_asr(self, audio: np.ndarray) -> Transcript:
@@ -392,8 +421,14 @@ class Pipeline:
                 if item.engine != writer:
                     writer = item.engine
                     ms = prefetch.first_output_ms.get(writer) if prefetch else None
-                    self._emit("llm_first_token", question.anchor, question.utt, question.q, provider=writer,
-                               ms=milliseconds_since(started) if ms is None else ms)
+                    self._emit(
+                        "llm_first_token",
+                        question.anchor,
+                        question.utt,
+                        question.q,
+                        provider=writer,
+                        ms=milliseconds_since(started) if ms is None else ms,
+                    )
                 for thesis in parser.feed(item.item):
                     given.append(thesis)
                     yield thesis

@@ -27,7 +27,9 @@ class TaskOwner:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def spawn(self, coroutine: Coroutine[Any, Any, T], on_failure: FailureReport, name: str | None = None) -> asyncio.Task[T]:
+    def spawn(
+        self, coroutine: Coroutine[Any, Any, T], on_failure: FailureReport, name: str | None = None
+    ) -> asyncio.Task[T]:
         """Run `coroutine` as a task owned here; if it raises, `on_failure` gets the exception."""
         task = asyncio.create_task(coroutine, name=name or f"{self.name}:{coroutine.__qualname__}")
         self._tasks.add(task)

