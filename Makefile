@@ -1,5 +1,5 @@
 # The two entry points README opens with; each sets up whatever is missing first.
-.PHONY: setup setup-test demo test
+.PHONY: setup setup-test demo test lint
 
 setup:
 	bash scripts/setup.sh
@@ -12,3 +12,9 @@ demo: setup
 
 test: setup-test
 	.venv/bin/python -m pytest
+
+# Style and types (CI runs it before the tests): ruff's lint and format check, mypy on src/.
+lint: setup-test
+	.venv/bin/ruff check src tests scripts
+	.venv/bin/ruff format --check src tests scripts
+	.venv/bin/mypy

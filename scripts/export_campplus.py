@@ -308,7 +308,7 @@ class CAMPPlus(nn.Module):
             )
         )
         channels = init_channels
-        for i, (num_layers, kernel_size, dilation) in enumerate(zip((12, 24, 16), (3, 3, 3), (1, 2, 2))):
+        for i, (num_layers, kernel_size, dilation) in enumerate(zip((12, 24, 16), (3, 3, 3), (1, 2, 2), strict=True)):
             block = CAMDenseTDNNBlock(
                 num_layers=num_layers,
                 in_channels=channels,

@@ -238,7 +238,9 @@ def programme(bank: Bank, rng: Random, tally: Counter) -> Iterator[tuple[str, np
         speech = [line_at_random(bank.questions, rng)]
         speech += [filler(bank, next(fillers), rng) for _ in range(rng.randint(1, 2))]
         spoken_s = sum(len(audio) for _, audio in speech) / SAMPLE_RATE
-        for (kind, audio), pause_s in zip(speech, pauses(rng.uniform(*ROUND_S) - spoken_s, len(speech), rng)):
+        for (kind, audio), pause_s in zip(
+            speech, pauses(rng.uniform(*ROUND_S) - spoken_s, len(speech), rng), strict=True
+        ):
             tally[kind] += 1
             tally["silence_s"] += pause_s
             yield kind, audio

@@ -84,7 +84,8 @@ def test_an_8_channel_file_keeps_the_channel_with_the_speech(
     reference = soxr.resample(voice, RATE, SAMPLE_RATE)
     mixed = soxr.resample(np.mean(channels, axis=0), RATE, SAMPLE_RATE)
     print(
-        f"speech channel {speech_channel}: kept {snr_db(heard, reference):.1f} dB, mixed {snr_db(mixed, reference):.1f} dB"
+        f"speech channel {speech_channel}: kept {snr_db(heard, reference):.1f} dB,"
+        f" mixed {snr_db(mixed, reference):.1f} dB"
     )
     assert snr_db(heard, reference) > 40, "the speech channel itself, not a mix"
     assert snr_db(mixed, reference) < 10, "control: the mix of all channels buries the speech"
@@ -193,7 +194,7 @@ def test_the_track_mixes_overlaps_leaves_zeros_between_and_runs_past_the_input(
         assert times[0] == (0.5, 0.75) and times[1] == (0.75, 1.25), "a chunk waits for the one before it"
         assert times[2] == (0.6, 1.1), "after an interruption a chunk plays at once, over what was queued"
         expected = np.zeros(round(1.95 * SAMPLE_RATE) + len(speech), np.float32)
-        for (start, _), chunk in zip(times, (a, b, c, speech)):
+        for (start, _), chunk in zip(times, (a, b, c, speech), strict=True):
             expected[round(start * SAMPLE_RATE) : round(start * SAMPLE_RATE) + len(chunk)] += chunk
         assert len(earpiece.track) == len(expected) > length
         assert np.abs(earpiece.track - expected).max() < 1e-6
@@ -220,7 +221,8 @@ from cluelypro.audio.earpiece import TrackEarpiece
 from cluelypro.config import SAMPLE_RATE
 from cluelypro.metrics.timeline import Clock
 
-speech, minutes, keep, output = sf.read(sys.argv[1], dtype="float32")[0], int(sys.argv[2]), sys.argv[3] == "keep", Path(sys.argv[4])
+speech = sf.read(sys.argv[1], dtype="float32")[0]
+minutes, keep, output = int(sys.argv[2]), sys.argv[3] == "keep", Path(sys.argv[4])
 
 async def answers(earpiece):  # the real question's audio in 100 ms chunks: 4 s of answer every 10 s
     for answer in range(minutes * 6):

@@ -111,7 +111,7 @@ def test_timeline_is_complete_and_ordered(real_question_run) -> None:
         ["llm_first_token", "tts_first_audio", "playback_start", "playback_end"],
     ):
         times = [first[name]["t"] for name in order]
-        assert times == sorted(times), dict(zip(order, times))
+        assert times == sorted(times), dict(zip(order, times, strict=True))
     assert all({"t", "wall", "utt", "q", "event"} <= event.keys() for event in events)
     assert mode(events_path) == 0o600, "the events hold both people's words"
     assert first["question"]["accepted"] is True and first["thesis"]["q"] == first["question"]["q"]

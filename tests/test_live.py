@@ -532,7 +532,8 @@ def test_lost_microphone_is_reported_reopened_and_heard_again(unpluggable, tmp_p
     gap = back["wall"] - lost["wall"]
     assert abs(detection_delay) < gap / 2, f"speech end stamped {detection_delay:.2f} s off after a {gap:.1f} s gap"
     print(
-        f"\nmicrophone lost {lost['t']:.2f} s, back {back['t']:.2f} s; speech end detected {detection_delay:.2f} s after it"
+        f"\nmicrophone lost {lost['t']:.2f} s, back {back['t']:.2f} s;"
+        f" speech end detected {detection_delay:.2f} s after it"
     )
 
 

@@ -278,7 +278,10 @@ def test_without_headphones_the_prompter_never_hears_itself(engines, voices, hea
         use_headphones=headphones,
         thesis_repeats=1,
     )
-    speaking = [(start["t"], end["t"]) for start, end in zip(of(events, "playback_start"), of(events, "playback_end"))]
+    speaking = [
+        (start["t"], end["t"])
+        for start, end in zip(of(events, "playback_start"), of(events, "playback_end"), strict=False)
+    ]
     assert speaking, "the prompter answered"
     heard_while_speaking = [e for e in of(events, "speech_start") if any(a <= e["t"] <= b for a, b in speaking)]
     if headphones:

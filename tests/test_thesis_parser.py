@@ -35,7 +35,10 @@ MESSY_THESES = [
     "Python хранит строки как последовательности символов",
     "Роман «Война и мир» написал Лев Толстой",
 ]
-ONE_LINE = "1. Инфляция — это рост общего уровня цен. 2. Деньги при этом обесцениваются со временем. 3. Её измеряют индексом потребительских цен."
+ONE_LINE = (
+    "1. Инфляция — это рост общего уровня цен. 2. Деньги при этом обесцениваются со временем. "
+    "3. Её измеряют индексом потребительских цен."
+)
 ONE_LINE_THESES = [
     "Инфляция — это рост общего уровня цен.",
     "Деньги при этом обесцениваются со временем.",
@@ -76,7 +79,7 @@ def run(chunks: list[str]) -> tuple[list[str], list[list[str]]]:
 
 def rechunk(text: str, rng: random.Random) -> list[str]:
     cuts = sorted(rng.sample(range(1, len(text)), k=min(max(len(text) - 1, 0), rng.randint(0, 40))))
-    return [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
+    return [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
 
 
 @pytest.mark.parametrize(("text", "expected"), CASES)

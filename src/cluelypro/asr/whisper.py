@@ -306,7 +306,7 @@ class WhisperRecognizer:
         )[0]
         return [
             self._judged(tokens, score, result.no_speech_prob, temperature, max_new_tokens)
-            for tokens, score in zip(result.sequences_ids, result.scores)
+            for tokens, score in zip(result.sequences_ids, result.scores, strict=True)
         ]
 
     def _judged(self, tokens: list[int], score: float, no_speech_prob: float, temperature: float, cap: int) -> Decoding:

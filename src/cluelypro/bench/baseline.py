@@ -49,7 +49,7 @@ def sequential_run(audio: np.ndarray, engines: Engines, settings: Settings) -> B
     language = settings.asr_language
     question, heard = None, []
     for utterance in utterances(audio, engines, settings):
-        text, asr_s = _timed(lambda: engines.recognizer.transcribe(utterance.audio))
+        text, asr_s = _timed(lambda audio=utterance.audio: engines.recognizer.transcribe(audio))
         if not text:
             continue
         if QuestionFilter(settings.question_filter_mode, commentary=settings.commentary_mode).decide(text)[0]:

@@ -247,7 +247,9 @@ def plot_waterfall(summary: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = [name for name, _ in MILESTONES]
-    colors = dict(zip(names, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")))
+    colors = dict(
+        zip(names, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"), strict=False)
+    )
     # In time order: with early speech, playback starts before thesis 1 is complete.
     timed = sorted(
         (n for n in names if summary["stages"][n]["p50"] is not None),
@@ -256,7 +258,9 @@ def plot_waterfall(summary: dict[str, Any], path: Path) -> None:
     medians = [(STAGE_LABELS[n], summary["stages"][n]["p50"], colors[n]) for n in timed]
     pipelined = len(medians)
     if summary["baseline"]:
-        seq_colors = dict(zip([n for n, _ in BASELINE_STAGES], ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
+        seq_colors = dict(
+            zip([n for n, _ in BASELINE_STAGES], ("tab:blue", "tab:orange", "tab:green", "tab:purple"), strict=True)
+        )
         medians += [
             (f"{summary['baseline']['mode']}: {label}", summary["baseline"]["stages"][n]["p50"], seq_colors[n])
             for n, label in BASELINE_STAGES
@@ -279,7 +283,7 @@ def plot_waterfall(summary: dict[str, Any], path: Path) -> None:
 
 def _median_waterfall(axes, medians: list[tuple[str, float | None, Any]], pipelined: int) -> None:
     previous = 0.0
-    for row, (label, value, color) in enumerate(medians):
+    for row, (_label, value, color) in enumerate(medians):
         if row == pipelined:
             previous = 0.0  # the baseline starts again at the end of speech
         if value is None:

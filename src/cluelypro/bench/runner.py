@@ -1,8 +1,9 @@
 """Replays each recording in real time through the pipeline, with engines loaded once.
 
 A run ends as soon as the recording's (last) question has played its first thesis once (so
-that a stall in speaking a thesis the LLM is still writing is measured), or when it is clear that it will not play (nothing was a question, or
-the LLM gave no theses), or after a timeout — repeats and deepening are not waited for.
+that a stall in speaking a thesis the LLM is still writing is measured), or when it is clear
+that it will not play (nothing was a question, or the LLM gave no theses), or after a timeout —
+repeats and deepening are not waited for.
 """
 
 from __future__ import annotations

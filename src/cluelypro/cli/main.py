@@ -204,7 +204,8 @@ def demo(
         audio = _examiner_recording(question, examiner_voice)
         write_audio(question_output, audio)
         ui.console.print(
-            f"examiner ({escape(examiner_voice)}) asks: «{escape(question)}» — saved to {escape(shown(question_output))}"
+            f"examiner ({escape(examiner_voice)}) asks: «{escape(question)}»"
+            f" — saved to {escape(shown(question_output))}"
         )
         chains = _replay(session, in_blocks(audio), len(audio), output, SAMPLE_RATE)
         if not any(chain.theses for chain in chains):
@@ -256,7 +257,8 @@ def run(
             audio = open_input(input)  # fail on a bad file before minutes of model loading
             if audio.channel is not MIXED_DOWN:
                 ui.console.print(
-                    f"input has {audio.channels} channels; using channel {audio.channel + 1}, the one with the most speech"
+                    f"input has {audio.channels} channels; "
+                    f"using channel {audio.channel + 1}, the one with the most speech"
                 )
             session = Session(settings, fast, events)
             session.load()

@@ -364,7 +364,7 @@ class Pipeline:
             async with aclosing(theses) as stream:
                 async for text in stream:
                     if answer is None:
-                        answer = self._take_over(question, lambda new: new.add_thesis(text))
+                        answer = self._take_over(question, lambda new, text=text: new.add_thesis(text))
                     else:
                         answer.add_thesis(text)
         finally:
