@@ -13,7 +13,7 @@ import ipaddress
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -251,7 +251,7 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, dotenv, toml)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Settings from every source, with CLI flags (non-None `overrides`) on top. Their keys are
     registered for redaction from logs, events and errors."""
     settings = Settings(**{key: value for key, value in overrides.items() if value is not None})

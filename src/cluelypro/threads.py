@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -24,7 +24,7 @@ async def iterate_in_thread(
     wait_on_exit: bool = True,
     give_up_after_s: float | None = None,
     on_give_up: Callable[[asyncio.Future], None] | None = None,
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     loop = asyncio.get_running_loop()
     items: asyncio.Queue = asyncio.Queue()
     stop = threading.Event()

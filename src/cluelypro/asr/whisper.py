@@ -30,6 +30,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from faster_whisper.transcribe import get_compression_ratio
@@ -198,7 +199,7 @@ class WhisperRecognizer:
         self.cpu_threads = cpu_threads
         self.compute_type = compute_type
         self.name = "whisper-base" if model in EMBEDDED_NAMES else f"whisper-{Path(model).name}"
-        self._whisper = None  # faster_whisper.WhisperModel once loaded
+        self._whisper: Any = None  # faster_whisper.WhisperModel once loaded
         self._buffer = np.zeros(0, dtype=np.float32)
 
     def load(self, progress: ProgressCallback | None = None) -> None:

@@ -39,8 +39,9 @@ class PlotUnavailableError(RuntimeError):
     """matplotlib is not installed."""
 
 
-def stats(values: list[float]) -> dict[str, float | None]:
-    found = percentiles(values)
+def stats(values: list[float | None]) -> dict[str, float | None]:
+    """p50 and p95 of the values measured (None: not measured in that run)."""
+    found = percentiles([value for value in values if value is not None])
     return {"p50": _round(found.get("p50")), "p95": _round(found.get("p95"))}
 
 
@@ -196,8 +197,9 @@ def recordings_table(summary: dict[str, Any], heard: bool = True) -> Table:
 def overall_table(summary: dict[str, Any]) -> Table:
     runs = f"{summary['answered_runs']} answered runs of {summary['runs']}"
     table = Table(title=f"Overall: seconds after end of speech ({runs})", title_justify="left")
-    for column, justify in (("stage", "left"), ("p50", "right"), ("p95", "right")):
-        table.add_column(column, justify=justify)
+    table.add_column("stage", justify="left")
+    table.add_column("p50", justify="right")
+    table.add_column("p95", justify="right")
     for name, _ in MILESTONES[:-1]:
         table.add_row(STAGE_LABELS[name], _s(summary["stages"][name]["p50"]), _s(summary["stages"][name]["p95"]))
     v2v = summary["voice_to_voice"]

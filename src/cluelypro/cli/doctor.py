@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -139,7 +139,7 @@ def _engine_checks(settings: Settings, probe: bool) -> list[Check]:
     return checks
 
 
-def _engine_check(stage: str, label: str, engine: object, probe: bool) -> Check:
+def _engine_check(stage: str, label: str, engine: Any, probe: bool) -> Check:
     started = time.monotonic()
     try:
         engine.load()

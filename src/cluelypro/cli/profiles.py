@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.panel import Panel
 from rich.table import Table
@@ -98,7 +99,7 @@ def _then_say(action: Callable[[str], None], name: str, message: str) -> int:
     return 0
 
 
-def _record(seconds: float, device: str | int | None) -> object:
+def _record(seconds: float, device: str | int | None) -> np.ndarray:
     ui.console.print(Panel(ENROLL_TEXT, title="Read this aloud, at your normal pace"))
     with ui.loading_progress() as report:
         progress = report("recording your voice")

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cluelypro.llm.models import EMBEDDED, resolve_gguf
 from cluelypro.llm.prompts import shorter_prompts, thesis_messages
@@ -101,8 +101,8 @@ class LlamaThesisLLM:
         self.context_tokens = context_tokens
         self.grammar = grammar
         self.name = f"local:{model if model in EMBEDDED else Path(model).stem}"
-        self._llama = None
-        self._grammar = None
+        self._llama: Any = None  # llama_cpp.Llama once loaded (imported then: it is heavy)
+        self._grammar: Any = None
         self._thread = OwnThread("llama")
 
     def load(self, progress: ProgressCallback | None = None) -> None:
@@ -142,7 +142,7 @@ class LlamaThesisLLM:
         return self._thread.call(lambda: self._fitted(messages, max_tokens))
 
     def _fitted(self, messages: list[dict[str, str]], max_tokens: int) -> list[dict[str, str]]:
-        budget, counted = self.context_tokens - max_tokens, {}
+        budget, counted = self.context_tokens - max_tokens, dict[str, int]()
         needed = self._count(messages, counted)
         if needed <= budget:
             return messages

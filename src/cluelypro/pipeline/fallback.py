@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -173,7 +173,7 @@ class EngineChain(Generic[E]):
     def breaker(self, engine: E) -> Breaker:
         return self._health[id(engine)].breaker
 
-    async def stream(self, open_stream: Callable[[E], Iterator[T]]) -> AsyncIterator[Output[T] | Skipped]:
+    async def stream(self, open_stream: Callable[[E], Iterator[T]]) -> AsyncGenerator[Output[T] | Skipped, None]:
         """The items of the first engine that answers, as `Output`s, after a `Skipped` for each
         engine that did not (a resting engine only once per cool-down). `open_stream(engine)`
         runs in a worker thread. Raises AllEnginesFailed when none answers."""
@@ -182,12 +182,12 @@ class EngineChain(Generic[E]):
             last = position == len(self.engines) - 1
             health = self._health[id(engine)]
             if not last and health.breaker.open:
-                skip = Skipped(engine_name(engine), COOLING_DOWN)
-                skipped.append(skip)
+                resting = Skipped(engine_name(engine), COOLING_DOWN)
+                skipped.append(resting)
                 if health.breaker.announce():
-                    yield skip
+                    yield resting
                 continue
-            skip = None
+            skip: Skipped | None = None
             async with aclosing(self._engine_stream(engine, health, last, open_stream)) as items:
                 async for item in items:
                     if isinstance(item, Skipped):
@@ -203,7 +203,7 @@ class EngineChain(Generic[E]):
 
     async def _engine_stream(
         self, engine: E, health: _EngineHealth, last: bool, open_stream: Callable[[E], Iterator[T]]
-    ) -> AsyncIterator[Output[T] | Skipped]:
+    ) -> AsyncGenerator[Output[T] | Skipped, None]:
         """One engine's items; a failure ends it with one `Skipped` (and opens its breaker)."""
         name, policy, produced = engine_name(engine), self.policy, False
         if not await health.settled(policy.watchdog_s):

@@ -31,7 +31,7 @@ class TaskOwner:
         self, coroutine: Coroutine[Any, Any, T], on_failure: FailureReport, name: str | None = None
     ) -> asyncio.Task[T]:
         """Run `coroutine` as a task owned here; if it raises, `on_failure` gets the exception."""
-        task = asyncio.create_task(coroutine, name=name or f"{self.name}:{coroutine.__qualname__}")
+        task = asyncio.create_task(coroutine, name=name or f"{self.name}:{getattr(coroutine, '__qualname__', 'task')}")
         self._tasks.add(task)
         task.add_done_callback(lambda done: self._finished(done, on_failure))
         return task

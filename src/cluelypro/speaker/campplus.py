@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ class CamPlusEmbedder:
     def __init__(self, model_path: Path | None = None, threads: int = 1) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.threads = max(1, int(threads))
-        self._session = None
+        self._session: Any = None  # an onnxruntime.InferenceSession once loaded
         self._weights = ""
         self._lock = threading.Lock()
 

@@ -8,6 +8,7 @@ Hugging Face hub or ModelScope on first use, and need torch). Select with SPEAKE
 from __future__ import annotations
 
 import importlib.metadata
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ class EcapaEmbedder:
     source = "speechbrain/spkrec-ecapa-voxceleb"
 
     def __init__(self) -> None:
-        self._model = None
+        self._model: Any = None  # loaded on first use
 
     @property
     def version(self) -> str:
@@ -70,7 +71,7 @@ class Eres2NetV2Embedder:
     source = "iic/speech_eres2netv2_sv_zh-cn_16k-common"
 
     def __init__(self) -> None:
-        self._pipeline = None
+        self._pipeline: Any = None  # loaded on first use
 
     @property
     def version(self) -> str:

@@ -17,6 +17,7 @@ import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -67,7 +68,7 @@ class GoogleCloudSynthesizer:
         self.endpoint = endpoint
         self.timeout_s = timeout_s
         self.name = f"google:{voice}"
-        self._client = None
+        self._client: Any = None  # texttospeech.TextToSpeechClient once loaded
 
     def __repr__(self) -> str:
         return f"GoogleCloudSynthesizer(voice={self.voice!r}, endpoint={self.endpoint!r})"

@@ -342,7 +342,9 @@ def _value(number: str) -> float:
 
 
 def _number(text: str, case: str = "n", gender: str = "m") -> str:
-    whole, fraction = re.fullmatch(r"(\d+)(?:[.,](\d+))?", text).groups()
+    number = re.fullmatch(r"(\d+)(?:[.,](\d+))?", text)
+    assert number is not None, f"called on digits only, not {text!r}"
+    whole, fraction = number.groups()
     return decimal(whole, fraction) if fraction else cardinal(whole, case, gender)
 
 
@@ -395,6 +397,7 @@ def _years(a: str, b: str) -> bool:
 def _year_reading(a: str, b: str | None, year_word: str | None, before: str) -> str:
     """«в 1914 году», «1914–1918» → «с тысяча девятьсот четырнадцатого по … восемнадцатый год»."""
     if b is None:
+        assert year_word is not None, "a single year is read only before its word («в 1914 году»)"
         return f"{ordinal(a, _year_word_case(year_word, before))} {year_word}"
     if year_word is None and before in ("в", "во"):
         year_word = "годах"

@@ -80,7 +80,7 @@ def grammar_of(word: str) -> tuple[str, str, bool, bool] | None:
     if parse.tag.POS not in AGREEING or parse.tag.case is None:
         return None
     plural = parse.tag.number == "plur"
-    gender = GENDERS.get(parse.tag.gender or _lemma_gender(parse), "m")
+    gender = GENDERS.get(parse.tag.gender or _lemma_gender(parse) or "", "m")
     return CASES[parse.tag.case], gender, plural, "anim" in parse.tag
 
 

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -52,7 +53,7 @@ class RhVoiceSynthesizer:
         self.speed = speed
         self.name = f"rhvoice:{voice}"
         self.sample_rate = 24_000
-        self._tts = None
+        self._tts: Any = None  # rhvoice_wrapper.TTS once loaded
 
     def load(self, progress: ProgressCallback | None = None) -> None:
         if self._tts is not None:
