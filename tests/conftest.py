@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from cluelypro import secrets
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_AUDIO = ROOT.parent / "shared" / "audio"
 RU_AUDIO = SHARED_AUDIO / "ru"
@@ -42,13 +44,23 @@ def isolated_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
         yield
 
 
+@pytest.fixture(scope="module", autouse=True)
+def secrets_of_this_module() -> Iterator[None]:
+    """Keys a module's fixtures register for redaction (as the app does) are forgotten after it."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(secrets, "_known", set(secrets._known))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_test(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Every test starts with no cloud key, endpoint or credentials file from the developer's
     environment (a key set there would otherwise give failures, or a bill), and runs in its own
-    empty working folder, so that no `.env` or `cluelypro.toml` of the repo is read."""
+    empty working folder, so that no `.env` or `cluelypro.toml` of the repo is read. The keys a
+    test registers for redaction are forgotten after it."""
     _without_credentials(monkeypatch)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(secrets, "_known", set(secrets._known))
 
 
 @pytest.fixture(scope="session")

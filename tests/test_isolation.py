@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from cluelypro import secrets
 from conftest import ROOT, is_credential
 
 OUTER_ENVIRONMENT = {
@@ -38,6 +41,15 @@ def test_probe(tmp_path):
 def test_each_test_has_no_credentials_and_its_own_working_folder(tmp_path: Path) -> None:
     assert not [name for name in os.environ if is_credential(name)]
     assert Path.cwd() == tmp_path and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("run", ["first", "second"])
+def test_a_key_registered_by_one_test_is_unknown_to_the_next(run: str) -> None:
+    """Run twice: were the redaction registry shared, the second run would find the key masked."""
+    key = "registered-by-one-test"
+    assert secrets.redact(f"key {key}") == f"key {key}", f"{run} run: a key left by another test"
+    secrets.register(key)
+    assert secrets.redact(f"key {key}") == f"key {secrets.MASK}"
 
 
 def test_keys_set_in_the_outer_environment_are_not_seen(tmp_path: Path) -> None:
