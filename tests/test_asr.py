@@ -28,8 +28,9 @@ from cluelypro.asr.phantoms import clean_transcript, is_near_silent
 from cluelypro.asr.whisper import WhisperRecognizer, assemble_model, embedded_model_dir
 from cluelypro.config import SAMPLE_RATE, Settings
 from cluelypro.packaged import ModelUnavailableError, package_dir
+from conftest import RU_AUDIO
 
-AUDIO_DIR = Path(__file__).parents[1] / ".." / "shared" / "audio" / "ru"
+AUDIO_DIR = RU_AUDIO
 
 # Measured (int8, fast path, 1 thread) under each set of CPU kernels CTranslate2 may pick, set
 # with its env vars (GEMM by MKL on Intel, by oneDNN elsewhere; CT2_USE_MKL=0 emulates AMD):

@@ -151,6 +151,7 @@ print(sum(len(block) for block in stream_audio(audio)), audio.channel)
 """
 
 
+@pytest.mark.slow  # writes and reads an hour of audio: 15–40 s on 2 cores
 @pytest.mark.parametrize("channels", [2, 3])
 def test_reading_a_file_takes_the_same_memory_for_10_and_60_minutes(
     channels: int, speech: np.ndarray, tmp_path: Path
@@ -236,6 +237,7 @@ with TrackEarpiece(Clock(fast=True), minutes * 60 * SAMPLE_RATE, keep=keep) as e
 """
 
 
+@pytest.mark.slow  # plays an hour-long track: 1–5 s each on 2 cores
 @pytest.mark.parametrize("keep", [True, False])
 def test_the_earpiece_takes_the_same_memory_for_10_and_60_minutes(
     keep: bool, speech: np.ndarray, tmp_path: Path

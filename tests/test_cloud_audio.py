@@ -22,7 +22,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -36,8 +35,9 @@ from cluelypro.pipeline.fallback import Output, Skipped, first_answering
 from cluelypro.secrets import MASK, register
 from cluelypro.tts.google_tts import GoogleCloudSynthesizer, language_of
 from cluelypro.tts.openai_tts import OpenAISynthesizer, pcm16_chunks
+from conftest import RU_AUDIO
 
-AUDIO_DIR = Path(__file__).parents[1] / ".." / "shared" / "audio" / "ru"
+AUDIO_DIR = RU_AUDIO
 CLIP = "ohf_02.wav"
 SENTENCE = "Завтра утром мы поедем на вокзал."  # RHVoice anna → Whisper base: every word back
 API_KEY = "local-test-key-" + uuid.uuid4().hex

@@ -388,14 +388,30 @@ def healthy_ttft(healthy: CloudLLM) -> float:
     return statistics.median(run_chain([healthy]).first_output_s for _ in range(3))
 
 
-HANDOVER: dict[tuple[str, str], tuple[float, float, float, str]] = {}
+HandoverRow = tuple[float, float, float, str]  # skipped at, first output, hand-over delay, reason
+
+
+@pytest.fixture(scope="module")
+def handover_table(request: pytest.FixtureRequest, healthy_ttft: float) -> Iterator[dict[tuple[str, str], HandoverRow]]:
+    """The hand-over tests' figures, printed as one table once they have all run. Only written
+    by the tests, never read by one: no test's result depends on which others ran before it."""
+    rows: dict[tuple[str, str], HandoverRow] = {}
+    yield rows
+    if rows:
+        with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+            print("\n" + "\n".join(handover_lines(rows, healthy_ttft)))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("name", PATHS)
 def test_chain_hands_over_to_the_next_engine(
-    name: str, fault: str, paths: dict[str, ProviderPath], healthy: CloudLLM, healthy_ttft: float
+    name: str,
+    fault: str,
+    paths: dict[str, ProviderPath],
+    healthy: CloudLLM,
+    healthy_ttft: float,
+    handover_table: dict[tuple[str, str], HandoverRow],
 ) -> None:
     """Every fault on the first provider: the next one answers. A wrong key's 401, whose body
     echoes the key, leaves a reason with the key masked (the key was registered, as the app does)."""
@@ -412,23 +428,19 @@ def test_chain_hands_over_to_the_next_engine(
     assert WRONG_KEY not in skip.reason and not any(key in skip.reason for key in KEYS.values())
     if fault == "401":
         assert secrets.MASK in skip.reason, skip.reason  # the echoed key was there, masked
-    HANDOVER[name, fault] = (skipped_at, run.first_output_s, run.first_output_s - healthy_ttft, skip.reason)
+    handover_table[name, fault] = (skipped_at, run.first_output_s, run.first_output_s - healthy_ttft, skip.reason)
 
 
-@pytest.mark.slow
-def test_print_handover_table(capsys: pytest.CaptureFixture, healthy_ttft: float) -> None:
-    if not HANDOVER:
-        pytest.skip("the chain tests did not run")
+def handover_lines(rows: dict[tuple[str, str], HandoverRow], healthy_ttft: float) -> list[str]:
     lines = [
         f"hand-over delay = next engine's first output - its own TTFT ({healthy_ttft * 1000:.0f} ms, median of 3); "
         f"budget {BUDGET_S:g} s, failing engine timeout 1.5 s",
         "(after skip: the part of it after the failing engine was skipped, i.e. minus the time it took to fail)",
         f"{'path':9} {'fault':10} {'skipped at':>10} {'1st output':>10} {'hand-over':>10} {'after skip':>10}  reason",
     ]
-    for (name, fault), (skipped_at, first, delay, reason) in HANDOVER.items():
+    for (name, fault), (skipped_at, first, delay, reason) in rows.items():
         lines.append(
             f"{name:9} {fault:10} {skipped_at * 1000:8.0f}ms {first * 1000:8.0f}ms {delay * 1000:8.0f}ms "
             f"{(delay - skipped_at) * 1000:8.0f}ms  {reason[:80]}"
         )
-    with capsys.disabled():
-        print("\n" + "\n".join(lines))
+    return lines

