@@ -18,13 +18,14 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from cluelypro.audio.earpiece import Earpiece, TrackEarpiece
 from cluelypro.cli import console
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE, Settings
-from cluelypro.metrics.timeline import Clock, Event, Timeline
+from cluelypro.metrics.timeline import Clock, Record, Timeline
 from cluelypro.pipeline.engines import Engines
 from cluelypro.pipeline.pipeline import Pipeline
 from cluelypro.speaker.enroll import SpeakerGate
@@ -47,6 +48,9 @@ FAST_SETTINGS = {
 }
 """Budgets and limits short enough for tests in milliseconds; the logic is the same."""
 POLL_S = 0.01
+
+Event = dict[str, Any]
+"""An event as its JSON line has it (SPEC §3a): what the scripts and assertions read."""
 
 
 @dataclass(frozen=True)
@@ -190,10 +194,11 @@ class Harness:
         )
         changed = asyncio.Event()
 
-        def observe(record: Event) -> None:
-            self.events.append(record)
+        def observe(record: Record) -> None:
+            line = record.line()
+            self.events.append(line)
             changed.set()
-            for hook in [hook for hook in self._hooks if hook[0](record)]:
+            for hook in [hook for hook in self._hooks if hook[0](line)]:
                 self._hooks.remove(hook)
                 hook[1]()
 

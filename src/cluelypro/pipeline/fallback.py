@@ -57,10 +57,6 @@ class Skipped:
     reason: str
     after_output: bool = False
 
-    def event_fields(self, stage: str) -> dict[str, object]:
-        """The fields of its `provider_skipped` event (SPEC §3a)."""
-        return {"stage": stage, "provider": self.engine, "reason": self.reason, "after_output": self.after_output}
-
 
 class AllEnginesFailed(RuntimeError):
     def __init__(self, stage: str, skipped: list[Skipped]) -> None:
