@@ -18,6 +18,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,9 +117,11 @@ class Harness:
         own: Iterable[int] = (),
         embedder: ScriptedEmbedder | None = None,
         earpiece: Callable[[Clock], Earpiece] | None = None,
+        events_path: Path | None = None,
         **settings: object,
     ) -> None:
         self.lines = lines
+        self.events_path = events_path  # where the timeline also writes its JSON lines
         self.detector = ScriptedDetector()
         self.recognizers = recognizers or [ScriptedRecognizer(lines)]
         self.llms = llms or [ScriptedLLM({})]
@@ -188,7 +191,7 @@ class Harness:
         return SpeakerGate(self.embedder, profile)
 
     async def _main(self, steps: list[Step], timeout_s: float) -> None:
-        clock, timeline = Clock(fast=True), Timeline()
+        clock, timeline = Clock(fast=True), Timeline(self.events_path)
         self.pipeline = Pipeline(
             self.settings, self.engines(), clock, timeline, self.make_earpiece(clock), self._gate()
         )
@@ -209,6 +212,8 @@ class Harness:
         except asyncio.TimeoutError:
             seen = "\n".join(f"  {e}" for e in self.events[-15:])
             raise HarnessHung(f"the pipeline did not finish within {timeout_s} s; last events:\n{seen}") from None
+        finally:
+            timeline.close()
 
     async def _source(self, steps: list[Step], clock: Clock, changed: asyncio.Event) -> AsyncIterator[np.ndarray]:
         clock.restart()

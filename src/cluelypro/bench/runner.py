@@ -150,7 +150,11 @@ async def _replay(
     timeline.subscribe(chains)
     timeline.subscribe(watch)
     loop = asyncio.get_running_loop()
-    llm.on_change = lambda: loop.call_soon_threadsafe(watch.changed.set)
+
+    def llm_changed() -> None:  # called in the LLM's thread
+        loop.call_soon_threadsafe(watch.changed.set)
+
+    llm.on_change = llm_changed
     pipeline = Pipeline(settings, engines, clock, timeline, TrackEarpiece(clock, len(audio), keep=False), gate=None)
     audio_end = len(audio) / SAMPLE_RATE
     run = asyncio.create_task(pipeline.run(_real_time(audio, clock, audio_end + timeout_s + 1)))

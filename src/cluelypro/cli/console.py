@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -34,7 +34,7 @@ def print_left_out(left_out) -> None:
 
 
 @contextmanager
-def loading_progress() -> Iterator[callable]:
+def loading_progress() -> Iterator[Callable[[str], ProgressCallback]]:
     """Yields a reporter: label → progress callback, one bar per loaded engine."""
     columns = [TextColumn("{task.description:<34}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=errors, transient=False) as progress:

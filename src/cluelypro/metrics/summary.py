@@ -66,27 +66,28 @@ class ChainCollector:
         event, utt = record.event, record.utt
         if isinstance(event, SpeechStart):
             self.speech_heard += 1
-        elif isinstance(event, SpeechEnd) and utt is not None:
+        if utt is None:
+            return  # of no utterance: a device, a failing speaker gate
+        if isinstance(event, SpeechEnd):
             self._remember(self._speech_end, utt, record.t)
         elif isinstance(event, Question):
-            self._on_question(record, event)
+            self._on_question(utt, record.q, event)
             return
         if record.q is not None:
             chain = self._chains.get(record.q)
         else:  # segment and asr happen before the question has an id: find them by utterance
-            chain = self._by_utt.get(utt) if utt is not None else None
+            chain = self._by_utt.get(utt)
             if chain is None and isinstance(event, (Segment, Asr)) and utt in self._speech_end:
                 self._early.setdefault(utt, []).append(record)
                 return
         if chain is not None:
             self._add(chain, record)
 
-    def _on_question(self, record: Record, question: Question) -> None:
-        utt = record.utt
-        early = self._early.pop(utt, []) if utt is not None else []
-        if not question.accepted or record.q is None or utt not in self._speech_end:
+    def _on_question(self, utt: int, q: int | None, question: Question) -> None:
+        early = self._early.pop(utt, [])
+        if not question.accepted or q is None or utt not in self._speech_end:
             return
-        chain = QuestionChain(q=record.q, utt=utt)
+        chain = QuestionChain(q=q, utt=utt)
         self._remember(self._chains, chain.q, chain)
         self._by_utt[utt] = chain
         for earlier in early:
