@@ -25,7 +25,6 @@ from cluelypro.metrics.events import (
     Matched,
     PlaybackEnd,
     PlaybackStart,
-    ProviderSkipped,
     Thesis,
     TimelineEvent,
     TtsFirstAudio,
@@ -246,7 +245,7 @@ class Answer:
                 async with aclosing(chain.stream(lambda engine: engine.synthesize(spoken))) as items:
                     async for item in items:
                         if isinstance(item, Skipped):
-                            self._emit(ProviderSkipped("tts", item.engine, item.reason, item.after_output))
+                            self._emit(item.event("tts"))
                             continue
                         if item.engine != voice:
                             voice = item.engine

@@ -28,6 +28,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from cluelypro.metrics.events import ProviderSkipped
 from cluelypro.secrets import redact
 from cluelypro.threads import iterate_in_thread
 
@@ -56,6 +57,10 @@ class Skipped:
     engine: str
     reason: str
     after_output: bool = False
+
+    def event(self, stage: str) -> ProviderSkipped:
+        """Its `provider_skipped` event (SPEC §3a)."""
+        return ProviderSkipped(stage, self.engine, self.reason, self.after_output)
 
 
 class AllEnginesFailed(RuntimeError):

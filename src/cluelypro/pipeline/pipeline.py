@@ -31,7 +31,6 @@ from cluelypro.metrics.events import (
     Error,
     Interrupted,
     LlmFirstToken,
-    ProviderSkipped,
     Segment,
     Speaker,
     SpeechEnd,
@@ -132,7 +131,7 @@ class Pipeline:
 
     def _emit_skip(self, stage: str, skip: Skipped, anchor: Anchor, utt: int | None, q: int | None = None) -> None:
         """An engine failed or was too slow: the next engine of the chain is asked the same."""
-        self._emit(ProviderSkipped(stage, skip.engine, skip.reason, skip.after_output), anchor, utt, q)
+        self._emit(skip.event(stage), anchor, utt, q)
 
     def _report_error(
         self, stage: str, error: BaseException, anchor: Anchor, utt: int | None, q: int | None = None
