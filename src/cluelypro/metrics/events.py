@@ -1,8 +1,9 @@
 """Every event of the timeline (SPEC §3a), one frozen dataclass each.
 
 A class's fields are the extra fields of its JSON line, in the order they are written; its
-`event_name` is the line's `"event"`. An event or a field the SPEC does not list cannot be built:
-the constructor raises TypeError (and mypy flags the call).
+`event_name` is the line's `"event"`. A field the class does not have cannot be passed (TypeError
+where the event is built, and a mypy error), and `Timeline.emit` takes nothing else; that these
+classes are exactly SPEC §3a's list is checked by tests/test_timeline_golden.py.
 """
 
 from __future__ import annotations

@@ -121,9 +121,6 @@ class Timeline:
                 log.exception("an observer of the timeline failed on %s", record.name)
         return record
 
-    def of(self, event_type: type[TimelineEvent]) -> list[Record]:
-        return [record for record in self.events if isinstance(record.event, event_type)]
-
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
