@@ -56,7 +56,8 @@ import psutil
 from cluelypro.audio.earpiece import TrackEarpiece
 from cluelypro.audio.io import AudioInputError, read_audio, to_mono_16k
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE, Settings, load_settings
-from cluelypro.metrics.timeline import Clock, Event, Timeline
+from cluelypro.metrics.events import Asr, Error, LlmFirstToken, Question, Segment, Speaker, Thesis
+from cluelypro.metrics.timeline import Clock, Record, Timeline
 from cluelypro.packaged import ModelUnavailableError
 from cluelypro.pipeline.engines import build_engines, load_engines
 from cluelypro.pipeline.pipeline import Pipeline
@@ -307,28 +308,28 @@ class Outcomes:
         self._not_waited_for: tuple[set[int], set[int]] = (set(), set())  # the same, after a wait timed out
         self._last_asr: tuple[int | None, str] = (None, "")  # asr and question are emitted back to back
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, record: Record) -> None:
         self.events += 1
-        name, q, utt = event["event"], event["q"], event["utt"]
-        if name == "segment":
+        event, q, utt = record.event, record.q, record.utt
+        if isinstance(event, Segment):
             self._undecided.add(utt)
-        elif name == "asr":
-            self._last_asr = (utt, event["text"])
-        elif name == "speaker":
-            self.roles[event["role"]] += 1
-            if event["role"] == "own":
+        elif isinstance(event, Asr):
+            self._last_asr = (utt, event.text)
+        elif isinstance(event, Speaker):
+            self.roles[event.role] += 1
+            if event.role == "own":
                 self._undecided.discard(utt)
-        elif name == "question":
+        elif isinstance(event, Question):
             self._undecided.discard(utt)
-            if event["accepted"]:
+            if event.accepted:
                 self._accept(q, self._last_asr[1] if self._last_asr[0] == utt else "")
-        elif name == "llm_first_token" and q in self.by_q:
+        elif isinstance(event, LlmFirstToken) and q in self.by_q:
             self.by_q[q].llm_wrote = True
-        elif name == "thesis" and q in self.by_q:
+        elif isinstance(event, Thesis) and q in self.by_q:
             self.by_q[q].theses += 1
             self._unanswered.discard(q)
-        elif name == "error":
-            self.errors[event["stage"]] += 1
+        elif isinstance(event, Error):
+            self.errors[event.stage] += 1
             self._undecided.discard(utt)
             if q in self.by_q:
                 self.by_q[q].errors += 1

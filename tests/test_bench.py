@@ -6,14 +6,28 @@ RHVoice "aleksandr") in real time through the real engines, with the sequential 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from cluelypro.bench.runner import outcome
+from cluelypro.bench.runner import LLM_IDLE_S, OutcomeWatch
+from cluelypro.metrics.events import (
+    Error,
+    PlaybackEnd,
+    PlaybackStart,
+    Question,
+    Segment,
+    SpeechEnd,
+    SpeechStart,
+    Thesis,
+    TimelineEvent,
+)
+from cluelypro.metrics.timeline import Clock, Record
 
 
 @pytest.mark.slow
@@ -77,35 +91,81 @@ def assert_in_order(offsets: dict[str, float], orders: list[list[str]]) -> None:
 
 
 class IdleLLM:
+    """Stands for the tracked LLM: idle for `idle` seconds (None: writing), growing with the
+    clock from `idle_grows_from` on."""
+
     def __init__(self, idle: float | None) -> None:
         self.idle = idle
+        self.idle_grows_from: float | None = None
         self.asked_since: list[float] = []
 
     def idle_since(self, wall: float) -> float | None:
         self.asked_since.append(wall)
-        return self.idle
+        if self.idle is None or self.idle_grows_from is None:
+            return self.idle
+        return self.idle + time.monotonic() - self.idle_grows_from
 
 
-def event(name: str, utt: int, q: int | None = None, wall: float = 0.0, **fields) -> dict:
-    return {"t": 0.0, "wall": wall, "utt": utt, "q": q, "event": name, **fields}
+def record(event: TimelineEvent, utt: int, q: int | None = None, wall: float = 0.0) -> Record:
+    return Record(0.0, wall, utt, q, event)
 
 
-HEARD = [event("speech_start", 1, wall=100.0), event("speech_end", 1, wall=102.0), event("segment", 1, wall=102.4)]
+HEARD = [
+    record(SpeechStart(), 1, wall=100.0),
+    record(SpeechEnd(2.0), 1, wall=102.0),
+    record(Segment(), 1, wall=102.4),
+]
+
+
+def verdict(records: list[Record], llm: IdleLLM) -> str | None:
+    """The verdict of a watch that has seen `records`, one by one as the timeline tells them."""
+    watch = OutcomeWatch(llm)
+    for each in records:
+        watch(each)
+    return watch.verdict()
 
 
 def test_a_run_stops_once_the_outcome_is_known() -> None:
     busy, done = IdleLLM(None), IdleLLM(5.0)
-    assert outcome([event("speech_start", 1)], done) is None, "speech still open"
-    assert outcome(HEARD, done) is None, "still transcribing"
-    rejected = [*HEARD, event("question", 1, None, accepted=False)]
-    assert outcome(rejected, busy) == "no question"
-    asked = [*HEARD, event("question", 1, 1, wall=102.5, accepted=True)]
-    assert outcome(asked, busy) is None
-    assert outcome(asked, done) == "no theses"
+    assert verdict([record(SpeechStart(), 1)], done) is None, "speech still open"
+    assert verdict(HEARD, done) is None, "still transcribing"
+    rejected = [*HEARD, record(Question(False, "no question mark"), 1, None)]
+    assert verdict(rejected, busy) == "no question"
+    asked = [*HEARD, record(Question(True, "question mark"), 1, 1, wall=102.5)]
+    assert verdict(asked, busy) is None
+    assert verdict(asked, done) == "no theses"
     # the LLM may have started at a pause before the question was confirmed (speculative LLM)
     assert done.asked_since == [100.0], "LLM streams count from the question's speech start"
-    speaking = [*asked, event("playback_start", 1, 1, index=1)]
-    assert outcome(speaking, busy) is None, "spoken from its first words: wait for thesis 1 to complete"
-    complete = [*speaking, event("thesis", 1, 1, index=1)]
-    assert outcome(complete, done) is None, "thesis 1 is still being heard"
-    assert outcome([*complete, event("playback_end", 1, 1, index=1, stall=0.0)], busy) == "answered"
+    speaking = [*asked, record(PlaybackStart(1), 1, 1)]
+    assert verdict(speaking, busy) is None, "spoken from its first words: wait for thesis 1 to complete"
+    complete = [*speaking, record(Thesis(1, "Фотосинтез — это синтез на свету.", 0), 1, 1)]
+    assert verdict(complete, done) is None, "thesis 1 is still being heard"
+    assert verdict([*complete, record(PlaybackEnd(1, 0.0), 1, 1)], busy) == "answered"
+    failed = [*asked, record(Error("llm", "ConnectionError"), 1, 1)]
+    assert verdict(failed, busy) == "llm error"
+    assert verdict([*asked, record(Error("llm", "ConnectionError"), 2, 2)], busy) is None, "another question's error"
+
+
+def test_the_watch_wakes_on_events_and_on_the_llm_going_idle_not_on_a_poll() -> None:
+    """The watch looks again only when something happened: an event, or the moment the idle LLM
+    can be concluded to have written no thesis (each look asks the LLM how long it has idled)."""
+    clock = Clock(fast=False)
+
+    async def wait(llm: IdleLLM, records: list[Record], later: Record | None = None) -> str:
+        watch = OutcomeWatch(llm)
+        for each in records:
+            watch(each)
+        if later is not None:
+            asyncio.get_running_loop().call_later(0.5, watch, later)
+        llm.idle_grows_from = time.monotonic()
+        return await watch.wait(clock, clock.input_now(), 0.0, timeout_s=5.0)
+
+    asked = [*HEARD, record(Question(True, "question mark"), 1, 1)]
+    writing = IdleLLM(None)
+    heard_once = record(PlaybackEnd(1, 0.0), 1, 1)
+    assert asyncio.run(wait(writing, [*asked, record(PlaybackStart(1), 1, 1)], heard_once)) == "answered"
+    assert len(writing.asked_since) == 1, "one look before thesis 1 was heard, one after (that needs no LLM)"
+
+    just_ended = IdleLLM(0.0)
+    assert asyncio.run(wait(just_ended, asked)) == "no theses"
+    assert LLM_IDLE_S >= 0.5 and len(just_ended.asked_since) <= 5, just_ended.asked_since

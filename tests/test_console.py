@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from cluelypro.cli import console as ui
+from cluelypro.metrics.events import Asr, Error, ProviderSkipped, Thesis, TimelineEvent
 from cluelypro.metrics.summary import QuestionChain
+from cluelypro.metrics.timeline import Record
 from text_strategies import any_text
 
 MARKUP_PIECES = [
@@ -56,14 +58,17 @@ def printed(screen: io.StringIO, show, *args) -> str:
     return screen.getvalue()
 
 
-def events_with(text: str) -> list[dict]:
+def events_with(text: str) -> list[Record]:
     """One event of every kind the live view prints, `text` in each field that comes from outside."""
-    base = {"t": 1.25, "utt": 1, "q": 1}
+
+    def at(event: TimelineEvent) -> Record:
+        return Record(1.25, 0.0, 1, 1, event)
+
     return [
-        {**base, "event": "asr", "text": text or "x", "engine": text, "ms": 140},
-        {**base, "event": "thesis", "index": 1, "text": text, "depth": 0},
-        {**base, "event": "error", "stage": text, "message": text},
-        {**base, "event": "provider_skipped", "stage": text, "provider": text, "reason": text, "after_output": False},
+        at(Asr(text or "x", text, 140)),
+        at(Thesis(1, text, 0)),
+        at(Error(text, text)),
+        at(ProviderSkipped(text, text, text, False)),
     ]
 
 

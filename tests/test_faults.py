@@ -439,6 +439,7 @@ def test_a_run_that_cannot_end_fails_as_hung_instead_of_blocking_the_suite() -> 
 
 def test_f9_the_timeline_keeps_a_window_while_observers_see_every_event() -> None:
     """Old main kept every event of the run in memory (rescanned for the summary at exit)."""
+    from cluelypro.metrics.events import Asr, PlaybackStart, Question, SpeechEnd
     from cluelypro.metrics.summary import ChainCollector
     from cluelypro.metrics.timeline import Timeline
 
@@ -446,10 +447,10 @@ def test_f9_the_timeline_keeps_a_window_while_observers_see_every_event() -> Non
     timeline.subscribe(seen.append)
     timeline.subscribe(chains)
     for utt in range(1, 501):
-        timeline.emit("speech_end", float(utt), utt=utt, duration=1.0)
-        timeline.emit("asr", float(utt), utt=utt, text=f"вопрос {utt}?", engine="scripted", ms=1)
-        timeline.emit("question", float(utt), utt=utt, q=utt, accepted=True, reason="question mark")
-        timeline.emit("playback_start", utt + 1.0, utt=utt, q=utt, index=1)
+        timeline.emit(SpeechEnd(1.0), float(utt), utt=utt)
+        timeline.emit(Asr(f"вопрос {utt}?", "scripted", 1), float(utt), utt=utt)
+        timeline.emit(Question(True, "question mark"), float(utt), utt=utt, q=utt)
+        timeline.emit(PlaybackStart(1), utt + 1.0, utt=utt, q=utt)
     assert len(timeline.events) == 50 and len(seen) == 2000
     assert [chain.q for chain in chains.chains] == list(range(491, 501)), "the last chains, in bounded memory"
     assert all(chain.voice_to_voice == 1.0 and chain.text.startswith("вопрос") for chain in chains.chains)

@@ -37,10 +37,11 @@ def speech() -> np.ndarray:
 
 
 def write_events(path: Path) -> None:
+    from cluelypro.metrics.events import Asr
     from cluelypro.metrics.timeline import Timeline
 
     timeline = Timeline(path)
-    timeline.emit("asr", 1.0, utt=1, text="шестьдесят тысяч тенге сколько будет стоить", engine="whisper-base", ms=140)
+    timeline.emit(Asr("шестьдесят тысяч тенге сколько будет стоить", "whisper-base", 140), 1.0, utt=1)
     timeline.close()
 
 

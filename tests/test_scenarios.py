@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ import pytest
 from cluelypro.audio.earpiece import TrackEarpiece
 from cluelypro.audio.io import read_audio, to_mono_16k
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE, load_settings
-from cluelypro.metrics.timeline import Clock, Event, Timeline
+from cluelypro.metrics.timeline import Clock, Timeline
 from cluelypro.pipeline.engines import build_engines, load_engines
 from cluelypro.pipeline.pipeline import Pipeline
 from cluelypro.speaker.enroll import ENROLL_TEXT, SpeakerGate, build_profile
@@ -86,6 +87,7 @@ class Room:
             yield block
 
 
+Event = dict[str, Any]  # an event as its JSON line has it
 Script = Callable[[Room, Event], None]
 
 
@@ -129,10 +131,10 @@ def run_scenario(
         earpiece = TrackEarpiece(clock, 0)
         room = Room(clock, echo=earpiece if echo else None)
         pipeline = Pipeline(load_settings(**settings), engines, clock, timeline, earpiece, gate)
-        timeline.subscribe(lambda event: script(room, event))
+        timeline.subscribe(lambda record: script(room, record.line()))
         room.say(silence(0.5), opening)
         await pipeline.run(room.microphone(limit_s))
-        return timeline.events
+        return [record.line() for record in timeline.events]
 
     return asyncio.run(scenario())
 

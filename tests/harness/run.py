@@ -18,13 +18,15 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from cluelypro.audio.earpiece import Earpiece, TrackEarpiece
 from cluelypro.cli import console
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE, Settings
-from cluelypro.metrics.timeline import Clock, Event, Timeline
+from cluelypro.metrics.timeline import Clock, Record, Timeline
 from cluelypro.pipeline.engines import Engines
 from cluelypro.pipeline.pipeline import Pipeline
 from cluelypro.speaker.enroll import SpeakerGate
@@ -47,6 +49,9 @@ FAST_SETTINGS = {
 }
 """Budgets and limits short enough for tests in milliseconds; the logic is the same."""
 POLL_S = 0.01
+
+Event = dict[str, Any]
+"""An event as its JSON line has it (SPEC §3a): what the scripts and assertions read."""
 
 
 @dataclass(frozen=True)
@@ -112,9 +117,11 @@ class Harness:
         own: Iterable[int] = (),
         embedder: ScriptedEmbedder | None = None,
         earpiece: Callable[[Clock], Earpiece] | None = None,
+        events_path: Path | None = None,
         **settings: object,
     ) -> None:
         self.lines = lines
+        self.events_path = events_path  # where the timeline also writes its JSON lines
         self.detector = ScriptedDetector()
         self.recognizers = recognizers or [ScriptedRecognizer(lines)]
         self.llms = llms or [ScriptedLLM({})]
@@ -184,16 +191,17 @@ class Harness:
         return SpeakerGate(self.embedder, profile)
 
     async def _main(self, steps: list[Step], timeout_s: float) -> None:
-        clock, timeline = Clock(fast=True), Timeline()
+        clock, timeline = Clock(fast=True), Timeline(self.events_path)
         self.pipeline = Pipeline(
             self.settings, self.engines(), clock, timeline, self.make_earpiece(clock), self._gate()
         )
         changed = asyncio.Event()
 
-        def observe(record: Event) -> None:
-            self.events.append(record)
+        def observe(record: Record) -> None:
+            line = record.line()
+            self.events.append(line)
             changed.set()
-            for hook in [hook for hook in self._hooks if hook[0](record)]:
+            for hook in [hook for hook in self._hooks if hook[0](line)]:
                 self._hooks.remove(hook)
                 hook[1]()
 
@@ -204,6 +212,8 @@ class Harness:
         except asyncio.TimeoutError:
             seen = "\n".join(f"  {e}" for e in self.events[-15:])
             raise HarnessHung(f"the pipeline did not finish within {timeout_s} s; last events:\n{seen}") from None
+        finally:
+            timeline.close()
 
     async def _source(self, steps: list[Step], clock: Clock, changed: asyncio.Event) -> AsyncIterator[np.ndarray]:
         clock.restart()

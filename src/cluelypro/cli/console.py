@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -13,8 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from cluelypro.audio.devices import LABELS, RETRY_EVERY_S
+from cluelypro.metrics.events import Asr, Device, Error, Interrupted, PlaybackStart, ProviderSkipped, Thesis
 from cluelypro.metrics.summary import MILESTONES, QuestionChain, percentiles, stage_summary
-from cluelypro.metrics.timeline import Event
+from cluelypro.metrics.timeline import Record
 from cluelypro.packaged import ProgressCallback
 from cluelypro.secrets import redact
 
@@ -33,7 +34,7 @@ def print_left_out(left_out) -> None:
 
 
 @contextmanager
-def loading_progress() -> Iterator[callable]:
+def loading_progress() -> Iterator[Callable[[str], ProgressCallback]]:
     """Yields a reporter: label → progress callback, one bar per loaded engine."""
     columns = [TextColumn("{task.description:<34}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=errors, transient=False) as progress:
@@ -49,41 +50,38 @@ def loading_progress() -> Iterator[callable]:
         yield report
 
 
-def print_event(event: Event) -> None:
+def print_event(record: Record) -> None:
     """Live view of the conversation as the timeline records it. Every text from outside (what
     was heard, theses, engine names, reasons, messages) is printed as it is, never as markup."""
-    line = _event_line(event)
+    line = _event_line(record)
     if line is not None:
-        console.print(Text.assemble((f"{event['t']:7.2f}s", "dim"), " ", *line))
+        console.print(Text.assemble((f"{record.t:7.2f}s", "dim"), " ", *line))
 
 
-def _event_line(event: Event) -> list[str | tuple[str, str]] | None:
-    name = event["event"]
-    if name == "asr" and event["text"]:
-        return ["heard   «", str(event["text"]), "»  ", (f"({event['ms']} ms)", "dim")]
-    if name == "thesis":
-        return [(f"thesis {event['index']}", "bold green"), " ", str(event["text"])]
-    if name == "playback_start" and event["index"] == 1:
-        return [("speaking", "cyan"), f" the answer to question {event['q']}"]
-    if name == "interrupted":
-        return [(f"new question {event['new_q']} interrupts question {event['old_q']}", "yellow")]
-    if name == "error":
-        return [(f"{event['stage']} error:", "red"), " ", str(event["message"])]
-    if name == "provider_skipped":
-        return [
-            (f"{event['stage']} {event['provider']} skipped", "yellow"),
-            f" ({event['reason']}); the next engine answers",
-        ]
-    if name == "device":
-        return _device_line(event)
+def _event_line(record: Record) -> list[str | tuple[str, str]] | None:
+    match record.event:
+        case Asr(text=text, ms=ms) if text:
+            return ["heard   «", text, "»  ", (f"({ms} ms)", "dim")]
+        case Thesis(index=index, text=text):
+            return [(f"thesis {index}", "bold green"), " ", text]
+        case PlaybackStart(index=1):
+            return [("speaking", "cyan"), f" the answer to question {record.q}"]
+        case Interrupted(old_q=old_q, new_q=new_q):
+            return [(f"new question {new_q} interrupts question {old_q}", "yellow")]
+        case Error(stage=stage, message=message):
+            return [(f"{stage} error:", "red"), " ", message]
+        case ProviderSkipped(stage=stage, provider=provider, reason=reason):
+            return [(f"{stage} {provider} skipped", "yellow"), f" ({reason}); the next engine answers"]
+        case Device() as device:
+            return _device_line(device)
     return None
 
 
-def _device_line(event: Event) -> list[str | tuple[str, str]]:
-    device = f'{LABELS[event["which"]]} "{event["name"]}"'
-    if event["state"] == "back":
+def _device_line(event: Device) -> list[str | tuple[str, str]]:
+    device = f'{LABELS[event.which]} "{event.name}"'
+    if event.state == "back":
         return [(f"{device} is back", "green")]
-    unheard = "; theses go unheard meanwhile" if event["which"] == "output" else ""
+    unheard = "; theses go unheard meanwhile" if event.which == "output" else ""
     return [(f"{device} lost", "bold red"), f" — retrying every {RETRY_EVERY_S:g} s{unheard}"]
 
 

@@ -31,6 +31,7 @@ from cluelypro.cli.bench import register_bench_command
 from cluelypro.cli.doctor import register_doctor_command
 from cluelypro.cli.profiles import register_profile_commands
 from cluelypro.config import SAMPLE_RATE, Settings, SettingsFileError, load_settings
+from cluelypro.metrics.events import Device
 from cluelypro.metrics.summary import ChainCollector, QuestionChain
 from cluelypro.metrics.timeline import Clock, Timeline
 from cluelypro.packaged import ModelUnavailableError
@@ -112,7 +113,7 @@ class Session:
 
     def on_device(self, which: str, state: str, name: str) -> None:
         """A sound device was lost or is back: an event on the timeline (and a console line)."""
-        self.timeline.emit("device", self.clock.input_now(), which=which, state=state, name=name)
+        self.timeline.emit(Device(which, state, name), self.clock.input_now())
 
     def run(
         self, source: AsyncIterator[np.ndarray], earpiece: Earpiece, beside: Callable[[], Awaitable[None]] | None = None

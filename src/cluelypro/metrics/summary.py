@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from cluelypro.metrics.timeline import Event
+from cluelypro.metrics.events import (
+    Asr,
+    LlmFirstToken,
+    PlaybackEnd,
+    PlaybackStart,
+    Question,
+    Segment,
+    SpeechEnd,
+    SpeechStart,
+    Thesis,
+    TtsFirstAudio,
+)
+from cluelypro.metrics.timeline import Record
 
 # Milestones of a question's chain, each measured from the end of the question's speech.
 MILESTONES = (
-    ("segment", "end-of-speech detected"),
-    ("asr", "ASR done"),
-    ("llm_first_token", "LLM first token"),
-    ("thesis", "thesis 1 complete"),
-    ("tts_first_audio", "TTS first audio"),
-    ("playback_start", "playback start = voice-to-voice"),
+    (Segment.event_name, "end-of-speech detected"),
+    (Asr.event_name, "ASR done"),
+    (LlmFirstToken.event_name, "LLM first token"),
+    (Thesis.event_name, "thesis 1 complete"),
+    (TtsFirstAudio.event_name, "TTS first audio"),
+    (PlaybackStart.event_name, "playback start = voice-to-voice"),
 )
 
 
@@ -43,7 +54,7 @@ class ChainCollector:
         self.keep = keep
         self.speech_heard = 0  # speech_start events seen
         self._speech_end: OrderedDict[int, float] = OrderedDict()  # utt → t, for recent utterances
-        self._early: dict[int, list[Event]] = {}  # an utterance's segment/asr, before its question
+        self._early: dict[int, list[Record]] = {}  # an utterance's segment/asr, before its question
         self._chains: OrderedDict[int, QuestionChain] = OrderedDict()
         self._by_utt: dict[int, QuestionChain] = {}
 
@@ -51,45 +62,47 @@ class ChainCollector:
     def chains(self) -> list[QuestionChain]:
         return sorted(self._chains.values(), key=lambda chain: chain.q)
 
-    def __call__(self, record: Event) -> None:
-        name, utt = record["event"], record["utt"]
-        if name == "speech_start":
+    def __call__(self, record: Record) -> None:
+        event, utt = record.event, record.utt
+        if isinstance(event, SpeechStart):
             self.speech_heard += 1
-        elif name == "speech_end":
-            self._remember(self._speech_end, utt, record["t"])
-        elif name == "question":
-            self._on_question(record)
+        if utt is None:
+            return  # of no utterance: a device, a failing speaker gate
+        if isinstance(event, SpeechEnd):
+            self._remember(self._speech_end, utt, record.t)
+        elif isinstance(event, Question):
+            self._on_question(utt, record.q, event)
             return
-        if record["q"] is not None:
-            chain = self._chains.get(record["q"])
+        if record.q is not None:
+            chain = self._chains.get(record.q)
         else:  # segment and asr happen before the question has an id: find them by utterance
             chain = self._by_utt.get(utt)
-            if chain is None and name in ("segment", "asr") and utt in self._speech_end:
+            if chain is None and isinstance(event, (Segment, Asr)) and utt in self._speech_end:
                 self._early.setdefault(utt, []).append(record)
                 return
         if chain is not None:
             self._add(chain, record)
 
-    def _on_question(self, record: Event) -> None:
-        utt, early = record["utt"], self._early.pop(record["utt"], [])
-        if not record.get("accepted") or utt not in self._speech_end:
+    def _on_question(self, utt: int, q: int | None, question: Question) -> None:
+        early = self._early.pop(utt, [])
+        if not question.accepted or q is None or utt not in self._speech_end:
             return
-        chain = QuestionChain(q=record["q"], utt=utt)
+        chain = QuestionChain(q=q, utt=utt)
         self._remember(self._chains, chain.q, chain)
         self._by_utt[utt] = chain
         for earlier in early:
             self._add(chain, earlier)
 
-    def _add(self, chain: QuestionChain, record: Event) -> None:
-        name = record["event"]
-        if name == "asr":
-            chain.text = record["text"]
-        elif name == "thesis":
-            chain.theses.append(record["text"])
-        elif name == "playback_end" and record.get("index") == 1 and chain.stall is None:
-            chain.stall = record.get("stall")
-        if name in _MILESTONE_NAMES and record.get("index", 1) == 1:
-            chain.offsets.setdefault(name, record["t"] - self._speech_end.get(chain.utt, record["t"]))
+    def _add(self, chain: QuestionChain, record: Record) -> None:
+        event = record.event
+        if isinstance(event, Asr):
+            chain.text = event.text
+        elif isinstance(event, Thesis):
+            chain.theses.append(event.text)
+        elif isinstance(event, PlaybackEnd) and event.index == 1 and chain.stall is None:
+            chain.stall = event.stall
+        if record.name in _MILESTONE_NAMES and getattr(event, "index", 1) == 1:
+            chain.offsets.setdefault(record.name, record.t - self._speech_end.get(chain.utt, record.t))
 
     def _remember(self, table: OrderedDict, key: int, value: object) -> None:
         table[key] = value
@@ -102,14 +115,6 @@ class ChainCollector:
 
 
 _MILESTONE_NAMES = frozenset(name for name, _ in MILESTONES)
-
-
-def question_chains(events: Iterable[Event]) -> list[QuestionChain]:
-    """One chain per accepted question, with the offsets of its thesis-1 milestones."""
-    collector = ChainCollector()
-    for record in events:
-        collector(record)
-    return collector.chains
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -15,15 +15,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
+from cluelypro.metrics.events import TimelineEvent
 from cluelypro.private_files import open_private
-from cluelypro.secrets import redact
 
 log = logging.getLogger(__name__)
-
-Event = dict[str, Any]
-Observer = Callable[[Event], None]
 
 
 def milliseconds_since(started: float) -> int:
@@ -71,46 +68,69 @@ EVENTS_KEPT = 2_000
 Whoever needs a figure over the whole run subscribes an observer instead."""
 
 
+@dataclass(frozen=True)
+class Record:
+    """One entry of the timeline: a typed event, when (input seconds `t`, unix `wall`) and whose
+    (utterance `utt`, question `q`). Observers get these; `line()` is what the JSON file holds."""
+
+    t: float
+    wall: float
+    utt: int | None
+    q: int | None
+    event: TimelineEvent
+
+    @property
+    def name(self) -> str:
+        return self.event.event_name
+
+    def line(self) -> dict[str, Any]:
+        """Its JSON object (SPEC §3a): t, wall, utt, q, event, then the event's fields."""
+        return {"t": self.t, "wall": self.wall, "utt": self.utt, "q": self.q, "event": self.name, **self.event.fields()}
+
+
+Observer = Callable[[Record], None]
+
+
 class Timeline:
     """Writes events as JSON lines as they happen, tells observers, and keeps the most recent
     ones in memory. No key ever reaches an event: text fields lose every configured secret."""
 
     def __init__(self, jsonl_path: Path | None = None, keep: int = EVENTS_KEPT) -> None:
-        self.events: deque[Event] = deque(maxlen=keep)
+        self.events: deque[Record] = deque(maxlen=keep)
         self._observers: list[Observer] = []
-        self._file: TextIO | None = None
+        self._file: IO[str] | None = None
         if jsonl_path is not None:
             jsonl_path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open_private(jsonl_path, "w")
 
     def subscribe(self, observer: Observer) -> None:
+        """`observer` is called with every record from now on, in the emitting task; one that
+        raises is logged and the others still hear of the event."""
         self._observers.append(observer)
 
-    def emit(self, event: str, t: float, utt: int | None = None, q: int | None = None, **fields: Any) -> Event:
-        fields = {name: redact(value) if isinstance(value, str) else value for name, value in fields.items()}
-        record: Event = {"t": round(t, 4), "wall": round(time.time(), 4), "utt": utt, "q": q, "event": event, **fields}
+    def emit(self, event: TimelineEvent, t: float, utt: int | None = None, q: int | None = None) -> Record:
+        if not isinstance(event, TimelineEvent) or type(event) is TimelineEvent:
+            raise TypeError(f"a timeline event is one of cluelypro.metrics.events, not {event!r}")
+        record = Record(round(t, 4), round(time.time(), 4), utt, q, event.redacted())
         self.events.append(record)
         self._write(record)
         for observer in self._observers:
             try:
                 observer(record)
             except Exception:  # a broken view must not stop the prompter it watches
-                log.exception("an observer of the timeline failed on %s", event)
+                log.exception("an observer of the timeline failed on %s", record.name)
         return record
-
-    def of(self, event: str) -> list[Event]:
-        return [record for record in self.events if record["event"] == event]
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
 
-    def _write(self, record: Event) -> None:
+    def _write(self, record: Record) -> None:
         if self._file is None:
             return
         try:
-            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._file.write(json.dumps(record.line(), ensure_ascii=False) + "\n")
             self._file.flush()
         except OSError as error:  # a full disk must not stop the prompter
             log.warning("event log stopped (%s); events are kept in memory for the summary", error)

@@ -13,7 +13,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import soxr
@@ -21,6 +20,15 @@ import soxr
 from cluelypro.audio.earpiece import Earpiece
 from cluelypro.config import SAMPLE_RATE, Settings
 from cluelypro.llm.prompts import deepening_messages
+from cluelypro.metrics.events import (
+    Error,
+    Matched,
+    PlaybackEnd,
+    PlaybackStart,
+    Thesis,
+    TimelineEvent,
+    TtsFirstAudio,
+)
 from cluelypro.metrics.timeline import Timeline
 from cluelypro.pipeline.fallback import EngineChain, Skipped, describe
 from cluelypro.pipeline.frames import Question
@@ -108,13 +116,13 @@ class Answer:
     def now(self) -> float:
         return self.question.anchor.now()
 
-    def _emit(self, event: str, t: float | None = None, **fields: Any) -> None:
+    def _emit(self, event: TimelineEvent, t: float | None = None) -> None:
         q = self.question
-        self.context.timeline.emit(event, self.now() if t is None else t, utt=q.utt, q=q.q, **fields)
+        self.context.timeline.emit(event, self.now() if t is None else t, utt=q.utt, q=q.q)
 
     def _report_error(self, stage: str, error: BaseException) -> None:
         log.debug("%s failed for question %s", stage, self.q, exc_info=error)
-        self._emit("error", stage=stage, message=describe(error))
+        self._emit(Error(stage, describe(error)))
 
     def _spawn(self, coroutine, stage: str) -> asyncio.Task:
         """A task of this answer: cancelled with it; a failure is reported as an error of `stage`."""
@@ -150,7 +158,7 @@ class Answer:
             return self._complete_head(text)
         thesis = self.plan.add(text)
         if thesis is not None:
-            self._emit("thesis", index=thesis.index, text=thesis.text, depth=thesis.depth)
+            self._emit(Thesis(thesis.index, thesis.text, thesis.depth))
             self._synthesize_upcoming()
             self._changed.set()
         return thesis
@@ -165,7 +173,7 @@ class Answer:
         continues = text is not None and _starts_with_words(text, head)
         spoken = text if continues else _heading_thesis(self._head_partial, head)
         thesis = self.plan.revise(index, spoken)
-        self._emit("thesis", index=index, text=thesis.text, depth=thesis.depth)
+        self._emit(Thesis(index, thesis.text, thesis.depth))
         rest = " ".join(spoken.split()[len(head.split()) :])
         self._spawn(self._synthesize(rest, index, self._audio[index], after=self._head_synthesis), "tts")
         self._changed.set()
@@ -189,7 +197,7 @@ class Answer:
             return
         matched, method = self.context.matcher.match(text, current.text)
         if matched and self.plan.said_by_user(current.index):
-            self._emit("matched", index=current.index, method=method)
+            self._emit(Matched(current.index, method))
             self._changed.set()
 
     def wind_down(self) -> None:
@@ -237,13 +245,13 @@ class Answer:
                 async with aclosing(chain.stream(lambda engine: engine.synthesize(spoken))) as items:
                     async for item in items:
                         if isinstance(item, Skipped):
-                            self._emit("provider_skipped", **item.event_fields("tts"))
+                            self._emit(item.event("tts"))
                             continue
                         if item.engine != voice:
                             voice = item.engine
                             resampler = soxr.ResampleStream(rates[voice], SAMPLE_RATE, 1, dtype="float32")
                         if not audio.chunks:
-                            self._emit("tts_first_audio", index=index, engine=voice)
+                            self._emit(TtsFirstAudio(index, voice))
                         audio.add(resampler.resample_chunk(item.item))
                 if resampler is not None:
                     audio.add(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
@@ -283,13 +291,13 @@ class Answer:
                 chunk_start, chunk_end = await earpiece.play(chunk, self.now())
                 if start is None:
                     start = chunk_start
-                    self._emit("playback_start", start, index=thesis.index)
+                    self._emit(PlaybackStart(thesis.index), start)
                 else:
                     stall += max(0.0, chunk_start - end)
                 end = chunk_end
         finally:  # also when interrupted: the chunk in the earpiece is the last one heard
             if start is not None:
-                self._emit("playback_end", end, index=thesis.index, stall=round(stall, 3))
+                self._emit(PlaybackEnd(thesis.index, round(stall, 3)), end)
         return end
 
     # --- deepening -------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from cluelypro.metrics.events import ProviderSkipped
 from cluelypro.secrets import redact
 from cluelypro.threads import iterate_in_thread
 
@@ -57,9 +58,9 @@ class Skipped:
     reason: str
     after_output: bool = False
 
-    def event_fields(self, stage: str) -> dict[str, object]:
-        """The fields of its `provider_skipped` event (SPEC §3a)."""
-        return {"stage": stage, "provider": self.engine, "reason": self.reason, "after_output": self.after_output}
+    def event(self, stage: str) -> ProviderSkipped:
+        """Its `provider_skipped` event (SPEC §3a)."""
+        return ProviderSkipped(stage, self.engine, self.reason, self.after_output)
 
 
 class AllEnginesFailed(RuntimeError):

@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from typing import Any
 
 import numpy as np
 
@@ -27,6 +26,18 @@ from cluelypro.audio.earpiece import Earpiece
 from cluelypro.config import Settings
 from cluelypro.llm.prompts import thesis_messages
 from cluelypro.llm.thesis_parser import ThesisStreamParser, speakable_head
+from cluelypro.metrics.events import (
+    Asr,
+    Error,
+    Interrupted,
+    LlmFirstToken,
+    Segment,
+    Speaker,
+    SpeechEnd,
+    SpeechStart,
+    TimelineEvent,
+)
+from cluelypro.metrics.events import Question as QuestionEvent
 from cluelypro.metrics.timeline import Anchor, Clock, Timeline, milliseconds_since
 from cluelypro.pipeline.answer import Answer, AnswerContext
 from cluelypro.pipeline.engines import Engines
@@ -115,12 +126,12 @@ class Pipeline:
                 await self.answer.closed()
             await self.tasks.aclose()
 
-    def _emit(self, event: str, anchor: Anchor, utt: int | None, q: int | None = None, **fields: Any) -> None:
-        self.timeline.emit(event, anchor.now(), utt=utt, q=q, **fields)
+    def _emit(self, event: TimelineEvent, anchor: Anchor, utt: int | None, q: int | None = None) -> None:
+        self.timeline.emit(event, anchor.now(), utt=utt, q=q)
 
     def _emit_skip(self, stage: str, skip: Skipped, anchor: Anchor, utt: int | None, q: int | None = None) -> None:
         """An engine failed or was too slow: the next engine of the chain is asked the same."""
-        self._emit("provider_skipped", anchor, utt, q, **skip.event_fields(stage))
+        self._emit(skip.event(stage), anchor, utt, q)
 
     def _report_error(
         self, stage: str, error: BaseException, anchor: Anchor, utt: int | None, q: int | None = None
@@ -128,7 +139,7 @@ class Pipeline:
         """A failure the user must see: an `error` event (the console prints it); the traceback
         goes to the debug log."""
         log.debug("%s failed", stage, exc_info=error)
-        self._emit("error", anchor, utt, q, stage=stage, message=describe(error))
+        self._emit(Error(stage, describe(error)), anchor, utt, q)
 
     # --- listen: VAD and segmenter, inline in the capture loop (≈0.15 ms per frame) -------------
 
@@ -167,7 +178,7 @@ class Pipeline:
     async def _on_vad(self, events: list[SegmenterEvent]) -> None:
         for event in events:
             if isinstance(event, SpeechStarted):
-                self.timeline.emit("speech_start", event.t, utt=event.utt)
+                self.timeline.emit(SpeechStart(), event.t, utt=event.utt)
             elif isinstance(event, SpeechPaused):
                 if self._speculation is not None:
                     self._speculation.drop()  # the speaker went on after the earlier pause
@@ -176,10 +187,10 @@ class Pipeline:
                     self._hear(event.audio, self._speculation), on_failure=_speculation_failed, name="speculation"
                 )
             elif isinstance(event, SpeechEnded):
-                self.timeline.emit("speech_end", event.end, utt=event.utt, duration=round(event.duration, 3))
+                self.timeline.emit(SpeechEnd(round(event.duration, 3)), event.end, utt=event.utt)
                 if event.utterance is not None:
                     anchor = self.clock.anchor_for_speech_end(event.end)
-                    self._emit("segment", anchor, event.utt)
+                    self._emit(Segment(), anchor, event.utt)
                     await self._hand_to_asr(SpeechSegment(event.utterance, anchor, self._speculated(event)))
                 elif self._speculation is not None and self._speculation.utt == event.utt:
                     self._speculation.drop()
@@ -202,13 +213,7 @@ class Pipeline:
             dropped = self._segments.get_nowait()
             if dropped.speculation is not None:
                 dropped.speculation.drop()
-            self._emit(
-                "error",
-                segment.anchor,
-                dropped.utterance.utt,
-                stage="asr",
-                message="ASR fell behind; utterance dropped",
-            )
+            self._emit(Error("asr", "ASR fell behind; utterance dropped"), segment.anchor, dropped.utterance.utt)
         self._segments.put_nowait(segment)
 
     # --- transcribe: speaker gate first, then ASR, then the question filter ---------------------
@@ -238,7 +243,7 @@ class Pipeline:
     async def _transcribe_one(self, segment: SpeechSegment) -> None:
         utterance, anchor, speculation = segment.utterance, segment.anchor, segment.speculation
         heard = await (speculation.task if speculation is not None else self._hear(utterance.audio))
-        self._emit("speaker", anchor, utterance.utt, role=heard.role, score=heard.score)
+        self._emit(Speaker(heard.role, heard.score), anchor, utterance.utt)
         if heard.transcript is None:
             return
         text = self._recognized(segment, heard.transcript)
@@ -248,7 +253,7 @@ class Pipeline:
             return
         accepted, reason = self.filter.decide(text) if text else (False, "empty transcript")
         q = self._next_q if accepted else None
-        self._emit("question", anchor, utterance.utt, q, accepted=accepted, reason=reason)
+        self._emit(QuestionEvent(accepted, reason), anchor, utterance.utt, q)
         if text:
             self._remember_heard(utterance.end, text)
         prefetch = speculation.prefetch if speculation is not None else None
@@ -291,14 +296,7 @@ class Pipeline:
     def _recognized(self, segment: SpeechSegment, transcript: Transcript) -> str:
         for skip in transcript.skipped:
             self._emit_skip("asr", skip, segment.anchor, segment.utterance.utt)
-        self._emit(
-            "asr",
-            segment.anchor,
-            segment.utterance.utt,
-            text=transcript.text,
-            engine=transcript.engine,
-            ms=transcript.ms,
-        )
+        self._emit(Asr(transcript.text, transcript.engine, transcript.ms), segment.anchor, segment.utterance.utt)
         return transcript.text
 
     async def _run_asr(self, audio: np.ndarray) -> Transcript:
@@ -387,7 +385,7 @@ class Pipeline:
             self.tasks.spawn(old.closed(), on_failure=lambda error: None, name=f"close-answer-{old.q}")
             self.earpiece.stop()
             if not old.plan.finished:
-                self._emit("interrupted", question.anchor, question.utt, question.q, old_q=old.q, new_q=question.q)
+                self._emit(Interrupted(old.q, question.q), question.anchor, question.utt, question.q)
         return self.answer
 
     async def _stream_theses(
@@ -421,14 +419,8 @@ class Pipeline:
                 if item.engine != writer:
                     writer = item.engine
                     ms = prefetch.first_output_ms.get(writer) if prefetch else None
-                    self._emit(
-                        "llm_first_token",
-                        question.anchor,
-                        question.utt,
-                        question.q,
-                        provider=writer,
-                        ms=milliseconds_since(started) if ms is None else ms,
-                    )
+                    first_ms = milliseconds_since(started) if ms is None else ms
+                    self._emit(LlmFirstToken(writer, first_ms), question.anchor, question.utt, question.q)
                 for thesis in parser.feed(item.item):
                     given.append(thesis)
                     yield thesis
