@@ -24,7 +24,7 @@ from cluelypro.llm.prompts import deepening_messages
 from cluelypro.metrics.timeline import Timeline
 from cluelypro.pipeline.fallback import EngineChain, Skipped, describe
 from cluelypro.pipeline.frames import Question
-from cluelypro.pipeline.speculation import GrowingList
+from cluelypro.pipeline.growing import GrowingList
 from cluelypro.pipeline.tasks import TaskOwner
 from cluelypro.pipeline.turns import LlmTurns
 from cluelypro.prompter.matcher import ThesisMatcher

@@ -31,8 +31,8 @@ from cluelypro.metrics.timeline import Anchor, Clock, Timeline, milliseconds_sin
 from cluelypro.pipeline.answer import Answer, AnswerContext
 from cluelypro.pipeline.engines import Engines
 from cluelypro.pipeline.fallback import AllEnginesFailed, ChainPolicy, EngineChain, Output, Skipped, describe
-from cluelypro.pipeline.frames import END, Question, SpeechSegment
-from cluelypro.pipeline.speculation import Heard, LlmPrefetch, Speculation, Transcript
+from cluelypro.pipeline.frames import END, Heard, Question, SpeechSegment, Transcript
+from cluelypro.pipeline.speculation import LlmPrefetch, Speculation
 from cluelypro.pipeline.tasks import TaskOwner
 from cluelypro.pipeline.turns import Cancellation, LlmTurns
 from cluelypro.prompter.filter import QuestionFilter
