@@ -62,7 +62,8 @@ from cluelypro.pipeline.engines import build_engines, load_engines
 from cluelypro.pipeline.pipeline import Pipeline
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.prompter.samples import EXAM_QUESTIONS
-from cluelypro.speaker.enroll import SpeakerGate, build_profile
+from cluelypro.speaker.enroll import build_profile
+from cluelypro.speaker.gate import SpeakerGate
 from cluelypro.speaker.profiles import ProfileError
 from cluelypro.tts.rhvoice import RhVoiceSynthesizer
 from cluelypro.vad.engines import make_detector

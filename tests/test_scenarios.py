@@ -29,7 +29,8 @@ from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE, load_settings
 from cluelypro.metrics.timeline import Clock, Event, Timeline
 from cluelypro.pipeline.engines import build_engines, load_engines
 from cluelypro.pipeline.pipeline import Pipeline
-from cluelypro.speaker.enroll import ENROLL_TEXT, SpeakerGate, build_profile
+from cluelypro.speaker.enroll import ENROLL_TEXT, build_profile
+from cluelypro.speaker.gate import SpeakerGate
 from cluelypro.tts.rhvoice import RhVoiceSynthesizer
 from cluelypro.vad.engines import make_detector
 from conftest import SHARED_AUDIO

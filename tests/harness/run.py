@@ -27,7 +27,7 @@ from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE, Settings
 from cluelypro.metrics.timeline import Clock, Event, Timeline
 from cluelypro.pipeline.engines import Engines
 from cluelypro.pipeline.pipeline import Pipeline
-from cluelypro.speaker.enroll import SpeakerGate
+from cluelypro.speaker.gate import SpeakerGate
 from cluelypro.speaker.profiles import VoiceProfile
 from harness.engines import (
     ScriptedDetector,

@@ -37,7 +37,7 @@ from cluelypro.packaged import ModelUnavailableError
 from cluelypro.pipeline.engines import Engines, build_engines, load_engines
 from cluelypro.pipeline.pipeline import Pipeline
 from cluelypro.secrets import RedactingFilter
-from cluelypro.speaker.enroll import SpeakerGate
+from cluelypro.speaker.gate import SpeakerGate
 from cluelypro.speaker.profiles import (
     ProfileError,
     VoiceProfile,

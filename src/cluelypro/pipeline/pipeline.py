@@ -37,7 +37,7 @@ from cluelypro.pipeline.tasks import TaskOwner
 from cluelypro.pipeline.turns import Cancellation, LlmTurns
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.prompter.matcher import ThesisMatcher
-from cluelypro.speaker.enroll import SpeakerGate
+from cluelypro.speaker.gate import SpeakerGate
 from cluelypro.vad.segmenter import SegmenterEvent, SpeechEnded, SpeechPaused, SpeechStarted, segmenter_for
 
 log = logging.getLogger(__name__)

@@ -5,11 +5,11 @@ from cluelypro.speaker.campplus import CamPlusEmbedder
 from cluelypro.speaker.enroll import (
     ENROLL_TEXT,
     MIN_VOICED_S,
-    SpeakerGate,
     build_profile,
     enrollment_warning,
     voiced_audio,
 )
+from cluelypro.speaker.gate import SpeakerGate
 from cluelypro.speaker.profiles import (
     ProfileError,
     VoiceProfile,
