@@ -56,9 +56,9 @@ import psutil
 from cluelypro.audio.earpiece import TrackEarpiece
 from cluelypro.audio.io import AudioInputError, read_audio, to_mono_16k
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE, Settings, load_settings
+from cluelypro.engines import build_engines, load_engines
 from cluelypro.metrics.timeline import Clock, Event, Timeline
 from cluelypro.packaged import ModelUnavailableError
-from cluelypro.pipeline.engines import build_engines, load_engines
 from cluelypro.pipeline.pipeline import Pipeline
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.prompter.samples import EXAM_QUESTIONS

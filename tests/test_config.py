@@ -160,8 +160,25 @@ def test_an_unknown_engine_is_refused_with_the_choices(monkeypatch: pytest.Monke
         load_settings()
 
 
+def test_every_engine_name_a_setting_accepts_has_one_factory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from cluelypro.engine_names import CHAIN_ENGINES, EMBEDDED, STAGES
+    from cluelypro.engines import FACTORIES, chain_names
+
+    monkeypatch.chdir(tmp_path)
+    for stage in STAGES:
+        assert sorted(FACTORIES[stage]) == sorted(CHAIN_ENGINES[stage]), stage
+        assert EMBEDDED[stage] in CHAIN_ENGINES[stage]
+    variable = {"llm": "USE_LLM_ENGINE", "asr": "ASR_ENGINE", "tts": "USE_TTS_ENGINE"}
+    for stage in STAGES:
+        monkeypatch.setenv(variable[stage], ",".join(CHAIN_ENGINES[stage]))  # every name is accepted
+    settings = load_settings()
+    assert {stage: sorted(chain_names(settings, stage)) for stage in STAGES} == {
+        stage: sorted(CHAIN_ENGINES[stage]) for stage in STAGES
+    }
+
+
 def test_without_keys_only_the_embedded_engines_remain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from cluelypro.pipeline.engines import build_engines
+    from cluelypro.engines import build_engines
 
     monkeypatch.chdir(tmp_path)
     for name in ("OPENAI_API_KEY", "GEMINI_API_KEY", "CEREBRAS_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS"):

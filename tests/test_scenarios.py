@@ -26,8 +26,8 @@ import pytest
 from cluelypro.audio.earpiece import TrackEarpiece
 from cluelypro.audio.io import read_audio, to_mono_16k
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE, load_settings
+from cluelypro.engines import build_engines, load_engines
 from cluelypro.metrics.timeline import Clock, Event, Timeline
-from cluelypro.pipeline.engines import build_engines, load_engines
 from cluelypro.pipeline.pipeline import Pipeline
 from cluelypro.speaker.enroll import ENROLL_TEXT, build_profile
 from cluelypro.speaker.gate import SpeakerGate

@@ -393,8 +393,8 @@ def test_downloadable_embedders_say_what_to_install(engine: str, package: str) -
     torch in the venv) selecting one must end in a clear message, not an ImportError."""
     import importlib.util
 
+    from cluelypro.engines import make_embedder
     from cluelypro.packaged import ModelUnavailableError
-    from cluelypro.pipeline.engines import make_embedder
 
     if importlib.util.find_spec(package) is not None:
         pytest.skip(f"{package} is installed: the real model would be downloaded")

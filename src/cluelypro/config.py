@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from cluelypro import secrets
+from cluelypro.engine_names import CHAIN_ENGINES, SpeakerEngineName, Stage, VadEngineName
 
 SAMPLE_RATE = 16_000
 """The pipeline's internal audio rate: 16 kHz mono float32."""
@@ -34,10 +35,6 @@ SAMPLE_RATE = 16_000
 BLOCK_SAMPLES = 512
 """32 ms: the block a microphone or file replay delivers, and Silero's frame."""
 
-
-LLM_ENGINES = ("cerebras", "gemini", "openai", "compatible", "local")
-ASR_ENGINES = ("openai", "local")
-TTS_ENGINES = ("openai", "google", "rhvoice")
 
 EngineChain = Annotated[list[str], NoDecode]
 """Engine names in order of preference: "cerebras,gemini,local" in the environment, a list in TOML."""
@@ -99,7 +96,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
     # VAD segmenter (SPEC §2.2)
-    vad_engine: Literal["silero", "webrtc"] = "silero"
+    vad_engine: VadEngineName = "silero"
     vad_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Silero speech probability")
     webrtc_aggressiveness: int = Field(2, ge=0, le=3)
     preroll_ms: int = Field(160, ge=0)
@@ -128,7 +125,7 @@ class Settings(BaseSettings):
     tts_speed: float = Field(1.0, gt=0.2, lt=4.0)
 
     # Speaker gate
-    speaker_engine: Literal["campplus", "ecapa", "eres2netv2"] = Field(
+    speaker_engine: SpeakerEngineName = Field(
         "campplus", description="campplus is embedded; ecapa and eres2netv2 download their weights"
     )
     voice_threshold: float = Field(
@@ -210,9 +207,8 @@ class Settings(BaseSettings):
     @field_validator("use_llm_engine", "asr_engine", "use_tts_engine")
     @classmethod
     def _known_engines(cls, chain: list[str], info) -> list[str]:
-        known = {"use_llm_engine": LLM_ENGINES, "asr_engine": ASR_ENGINES, "use_tts_engine": TTS_ENGINES}[
-            info.field_name
-        ]
+        stages: dict[str, Stage] = {"use_llm_engine": "llm", "asr_engine": "asr", "use_tts_engine": "tts"}
+        known = CHAIN_ENGINES[stages[info.field_name]]
         unknown = [name for name in chain if name not in known]
         if unknown or not chain:
             raise ValueError(f"unknown engine {', '.join(unknown) or '(empty chain)'}; choose from {', '.join(known)}")

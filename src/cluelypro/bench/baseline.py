@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cluelypro.config import SAMPLE_RATE, Settings
+from cluelypro.engines import Engines
 from cluelypro.llm.prompts import thesis_messages
 from cluelypro.llm.thesis_parser import ThesisStreamParser
-from cluelypro.pipeline.engines import Engines
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.tts.normalize import normalize_for_tts
 from cluelypro.vad.segmenter import SpeechEnded, Utterance, segmenter_for

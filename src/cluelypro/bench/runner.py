@@ -20,10 +20,10 @@ from cluelypro.audio.earpiece import TrackEarpiece
 from cluelypro.bench.baseline import BaselineResult, sequential_run
 from cluelypro.bench.corpus import Recording
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE, Settings
+from cluelypro.engines import Engines
 from cluelypro.llm.base import ThesisLLM
 from cluelypro.metrics.summary import question_chains
 from cluelypro.metrics.timeline import Clock, Event, Timeline
-from cluelypro.pipeline.engines import Engines
 from cluelypro.pipeline.pipeline import Pipeline
 
 POLL_S = 0.05

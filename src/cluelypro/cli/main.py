@@ -31,10 +31,10 @@ from cluelypro.cli.bench import register_bench_command
 from cluelypro.cli.doctor import register_doctor_command
 from cluelypro.cli.profiles import register_profile_commands
 from cluelypro.config import SAMPLE_RATE, Settings, SettingsFileError, load_settings
+from cluelypro.engines import Engines, build_engines, load_engines
 from cluelypro.metrics.summary import ChainCollector, QuestionChain
 from cluelypro.metrics.timeline import Clock, Timeline
 from cluelypro.packaged import ModelUnavailableError
-from cluelypro.pipeline.engines import Engines, build_engines, load_engines
 from cluelypro.pipeline.pipeline import Pipeline
 from cluelypro.secrets import RedactingFilter
 from cluelypro.speaker.gate import SpeakerGate

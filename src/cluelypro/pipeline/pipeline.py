@@ -25,11 +25,11 @@ import numpy as np
 
 from cluelypro.audio.earpiece import Earpiece
 from cluelypro.config import Settings
+from cluelypro.engines import Engines
 from cluelypro.llm.prompts import thesis_messages
 from cluelypro.llm.thesis_parser import ThesisStreamParser, speakable_head
 from cluelypro.metrics.timeline import Anchor, Clock, Timeline, milliseconds_since
 from cluelypro.pipeline.answer import Answer, AnswerContext
-from cluelypro.pipeline.engines import Engines
 from cluelypro.pipeline.fallback import AllEnginesFailed, ChainPolicy, EngineChain, Output, Skipped, describe
 from cluelypro.pipeline.frames import END, Heard, Question, SpeechSegment, Transcript
 from cluelypro.pipeline.speculation import LlmPrefetch, Speculation
