@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cluelypro.audio.earpiece import Earpiece
+from cluelypro.audio.echo import EchoGate
 from cluelypro.config import Settings
 from cluelypro.engines import Engines
 from cluelypro.llm.prompts import thesis_messages
@@ -79,6 +80,8 @@ class Pipeline:
         self.clock = clock
         self.timeline = timeline
         self.earpiece = earpiece
+        self.echo = None if settings.use_headphones else EchoGate(settings.speaker_tail_ms / 1000)
+        earpiece.echo = self.echo  # the earpiece tells it what it plays; the input stage asks it
         self.segmenter = segmenter_for(settings, engines.detector.frame_samples)
         size = settings.queue_size
         self._segments: asyncio.Queue[SpeechSegment | None] = asyncio.Queue(size)
@@ -160,9 +163,7 @@ class Pipeline:
 
     def _hearing_itself(self) -> bool:
         """Without headphones the microphone hears the prompter: mute it while it speaks."""
-        if self.settings.use_headphones:
-            return False
-        return self.segmenter.now < self.earpiece.busy_until + self.settings.speaker_tail_ms / 1000
+        return self.echo is not None and self.echo.is_echo(self.segmenter.now)
 
     async def _on_vad(self, events: list[SegmenterEvent]) -> None:
         for event in events:
