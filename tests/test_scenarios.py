@@ -17,7 +17,7 @@ How the voices were made:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +25,7 @@ import pytest
 
 from cluelypro.audio.earpiece import TrackEarpiece
 from cluelypro.audio.io import read_audio, to_mono_16k
+from cluelypro.audio.sources import replay_file
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE, load_settings
 from cluelypro.engines import build_engines, load_engines
 from cluelypro.metrics.timeline import Clock, Event, Timeline
@@ -73,8 +74,11 @@ class Room:
     def say(self, *parts: np.ndarray) -> None:
         self.pending = np.concatenate([self.pending, *parts])
 
-    async def microphone(self, limit_s: float) -> AsyncIterator[np.ndarray]:
-        self.clock.restart()
+    def microphone(self, limit_s: float) -> AsyncIterator[np.ndarray]:
+        return replay_file(self._heard(limit_s), self.clock)  # in real time: the clock is not fast
+
+    def _heard(self, limit_s: float) -> Iterator[np.ndarray]:
+        """What is said, and (no headphones) what the earpiece has played, block by block."""
         position = 0
         while not self.done and position < limit_s * SAMPLE_RATE:
             block, self.pending = self.pending[:BLOCK_SAMPLES], self.pending[BLOCK_SAMPLES:]
@@ -83,7 +87,6 @@ class Room:
                 heard = self.echo.track[position : position + BLOCK_SAMPLES]
                 block = block + np.pad(heard, (0, BLOCK_SAMPLES - len(heard)))
             position += BLOCK_SAMPLES
-            await asyncio.sleep(max(0.0, position / SAMPLE_RATE - self.clock.input_now()))
             yield block
 
 

@@ -5,20 +5,30 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from cluelypro.metrics.timeline import Event
 
-# Milestones of a question's chain, each measured from the end of the question's speech.
+
+class Milestone(NamedTuple):
+    """A milestone of a question's chain, measured from the end of the question's speech."""
+
+    name: str  # the event that marks it
+    label: str  # its row in the console's and the benchmark's latency tables
+    short: str  # its column heading in the benchmark's per-recording table
+
+
 MILESTONES = (
-    ("segment", "end-of-speech detected"),
-    ("asr", "ASR done"),
-    ("llm_first_token", "LLM first token"),
-    ("thesis", "thesis 1 complete"),
-    ("tts_first_audio", "TTS first audio"),
-    ("playback_start", "playback start = voice-to-voice"),
+    Milestone("segment", "end-of-speech detected", "EoS"),
+    Milestone("asr", "ASR done", "ASR"),
+    Milestone("llm_first_token", "LLM first token", "TTFT"),
+    Milestone("thesis", "thesis 1 complete", "thesis 1"),
+    Milestone("tts_first_audio", "TTS first audio", "TTS 1st"),
+    Milestone("playback_start", "playback start = voice-to-voice", "v2v"),
 )
+MILESTONE_LABELS = {milestone.name: milestone.label for milestone in MILESTONES}
 
 
 @dataclass
@@ -101,7 +111,7 @@ class ChainCollector:
             del self._early[stale]
 
 
-_MILESTONE_NAMES = frozenset(name for name, _ in MILESTONES)
+_MILESTONE_NAMES = frozenset(MILESTONE_LABELS)
 
 
 def question_chains(events: Iterable[Event]) -> list[QuestionChain]:
@@ -120,5 +130,6 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def stage_summary(chains: list[QuestionChain]) -> dict[str, dict[str, float]]:
     return {
-        name: percentiles([chain.offsets[name] for chain in chains if name in chain.offsets]) for name, _ in MILESTONES
+        name: percentiles([chain.offsets[name] for chain in chains if name in chain.offsets])
+        for name in MILESTONE_LABELS
     }

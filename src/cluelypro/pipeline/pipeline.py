@@ -40,6 +40,7 @@ from cluelypro.pipeline.writer import ThesisWriter, generate
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.prompter.matcher import ThesisMatcher
 from cluelypro.speaker.gate import SpeakerGate
+from cluelypro.vad.frames import FrameCutter
 from cluelypro.vad.segmenter import SegmenterEvent, SpeechEnded, SpeechPaused, SpeechStarted, segmenter_for
 
 log = logging.getLogger(__name__)
@@ -135,16 +136,12 @@ class Pipeline:
     # --- listen: VAD and segmenter, inline in the capture loop (≈0.15 ms per frame) -------------
 
     async def _listen(self, source: AsyncIterator[np.ndarray]) -> None:
-        size = self.engines.detector.frame_samples
-        pending = np.zeros(0, dtype=np.float32)
-        silence = np.zeros(size, dtype=np.float32)
+        frames = FrameCutter(self.engines.detector.frame_samples)
+        silence = np.zeros(frames.frame_samples, dtype=np.float32)
         async for block in source:
-            pending = np.concatenate([pending, block])
-            consumed = len(pending) - len(pending) % size
-            for start in range(0, consumed, size):
-                frame = silence if self._hearing_itself() else pending[start : start + size]
+            for heard in frames.cut(block):
+                frame = silence if self._hearing_itself() else heard
                 await self._on_vad(self.segmenter.push(frame, self._speech_probability(frame)))
-            pending = pending[consumed:]
         await self._on_vad(self.segmenter.flush())
         await self._segments.put(END)
 

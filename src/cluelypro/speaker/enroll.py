@@ -28,9 +28,10 @@ from datetime import datetime, timezone
 import numpy as np
 
 from cluelypro.config import SAMPLE_RATE
-from cluelypro.speaker.base import SpeakerEmbedder
+from cluelypro.speaker.base import SpeakerEmbedder, l2_normalised
 from cluelypro.speaker.profiles import ProfileError, VoiceProfile, validate_name
 from cluelypro.vad.engines import SpeechDetector
+from cluelypro.vad.frames import scored_frames
 
 MIN_VOICED_S = 12.0
 """Enrolments with less voiced audio are refused (SPEC: 20–30 s of reading is asked for)."""
@@ -73,13 +74,10 @@ def voiced_audio(
     segmenter does, so soft syllables are not chopped out.
     """
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    size = detector.frame_samples
     detector.reset()
     kept: list[np.ndarray] = []
     in_speech = False
-    for start in range(0, len(audio) - size + 1, size):
-        frame = audio[start : start + size]
-        probability = detector.speech_probability(frame)
+    for frame, probability in scored_frames(audio, detector):
         in_speech = probability >= threshold or (in_speech and probability >= threshold - hysteresis)
         if in_speech:
             kept.append(frame)
@@ -106,10 +104,6 @@ def _pieces(length: int) -> list[tuple[int, int]]:
         pieces.append((start, start + size))
         start += size
         index += 1
-
-
-def _normalise(vector: np.ndarray) -> np.ndarray:
-    return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
 def suggest_threshold(own_p5: float) -> float:
@@ -139,7 +133,7 @@ def build_profile(
     windows = _windows(len(voiced), round(WINDOW_S * SAMPLE_RATE))
     window_embeddings = np.stack([embedder.embed(voiced[a:b]) for a, b in windows])
     total = window_embeddings.sum(axis=0)
-    embedding = _normalise(total)
+    embedding = l2_normalised(total)
 
     scores = []
     for a, b in _pieces(len(voiced)):
@@ -147,7 +141,7 @@ def build_profile(
         overlapping = [i for i, (wa, wb) in enumerate(windows) if wa < b and a < wb]
         reference = embedding
         if len(overlapping) < len(windows):
-            reference = _normalise(total - window_embeddings[overlapping].sum(axis=0))
+            reference = l2_normalised(total - window_embeddings[overlapping].sum(axis=0))
         scores.append(float(piece @ reference))
     own = np.array(scores)
     p5 = float(np.percentile(own, 5))
