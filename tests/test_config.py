@@ -46,6 +46,20 @@ def test_precedence_toml_dotenv_env_cli(tmp_path: Path, monkeypatch: pytest.Monk
     assert settings.tts_voice == "aleksandr"  # CLI flag over everything
 
 
+def test_the_old_filter_mode_name_llm_still_means_all_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().question_filter_mode == "heuristic"
+    assert load_settings().voice_threshold is None, "unset: the profile's suggested threshold is used"
+    monkeypatch.setenv("QUESTION_FILTER_MODE", "all")
+    assert load_settings().question_filter_mode == "all" and not caplog.records
+    monkeypatch.setenv("QUESTION_FILTER_MODE", "llm")
+    with caplog.at_level("WARNING"):
+        assert load_settings().question_filter_mode == "all"
+    assert "deprecated" in caplog.text and "'all'" in caplog.text
+
+
 def test_a_folders_dotenv_cannot_redirect_the_environments_endpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

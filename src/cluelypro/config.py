@@ -10,6 +10,7 @@ VOICE_THRESHOLD, …); field names are their lower-case form.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,8 @@ from pydantic_settings import (
 
 from cluelypro import secrets
 from cluelypro.engine_names import CHAIN_ENGINES, SpeakerEngineName, Stage, VadEngineName
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 """The pipeline's internal audio rate: 16 kHz mono float32."""
@@ -128,13 +131,18 @@ class Settings(BaseSettings):
     speaker_engine: SpeakerEngineName = Field(
         "campplus", description="campplus is embedded; ecapa and eres2netv2 download their weights"
     )
-    voice_threshold: float = Field(
-        0.55, ge=-1.0, le=1.0, description="cosine score at or above which speech is the user's own"
+    voice_threshold: float | None = Field(
+        None,
+        ge=-1.0,
+        le=1.0,
+        description="cosine score at or above which speech is the user's own; unset: the profile's",
     )
     voice_profile: str | None = Field(None, description="profile to use instead of the active one")
 
     # Prompter (SPEC §2.5, §2.7)
-    question_filter_mode: Literal["heuristic", "llm"] = "heuristic"
+    question_filter_mode: Literal["heuristic", "all"] = Field(
+        "heuristic", description="all: every utterance goes to the answering LLM (formerly 'llm')"
+    )
     commentary_mode: bool = False
     advance_policy: Literal["repeat", "until-said"] = "repeat"
     thesis_repeats: int = Field(2, ge=1, description="times each thesis is spoken (repeat policy)")
@@ -196,6 +204,14 @@ class Settings(BaseSettings):
     @classmethod
     def _https_unless_loopback(cls, url: str | None) -> str | None:
         return None if url is None else _check_endpoint(url)
+
+    @field_validator("question_filter_mode", mode="before")
+    @classmethod
+    def _renamed_filter_mode(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "llm":
+            log.warning("QUESTION_FILTER_MODE=llm is deprecated: it asks no LLM; it is now called 'all'")
+            return "all"
+        return value
 
     @field_validator("use_llm_engine", "asr_engine", "use_tts_engine", mode="before")
     @classmethod

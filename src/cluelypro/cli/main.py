@@ -100,8 +100,7 @@ class Session:
             self.startup_s = load_engines(self.engines, report)
         ui.print_left_out(self.engines.left_out)
         if self.profile is not None:
-            threshold = self.settings.voice_threshold if "voice_threshold" in self.settings.model_fields_set else None
-            self.gate = SpeakerGate(self.engines.embedder, self.profile, threshold)
+            self.gate = SpeakerGate(self.engines.embedder, self.profile, self.settings.voice_threshold)
             ui.errors.print(f"voice profile [bold]{escape(self.profile.name)}[/], threshold {self.gate.threshold:.2f}")
         else:
             ui.errors.print(

@@ -298,7 +298,8 @@ class Answer:
         """Deepen when the plan is about to run out, unless a newer question waits for the LLM."""
         if self._deepening is not None and not self._deepening.done():
             return
-        if not self.context.turns.newer_waiting(self.q) and self.plan.needs_deepening():
+        if not self.context.turns.newer_waiting(self.q) and self.plan.deepening_due():
+            self.plan.start_deepening()
             self._deepening = self._spawn(self._deepen(), "llm")
 
     async def _deepen(self) -> None:
