@@ -56,14 +56,15 @@ import psutil
 from cluelypro.audio.earpiece import TrackEarpiece
 from cluelypro.audio.io import AudioInputError, read_audio, to_mono_16k
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE, Settings, load_settings
+from cluelypro.engines import build_engines, load_engines
 from cluelypro.metrics.events import Asr, Error, LlmFirstToken, Question, Segment, Speaker, Thesis
 from cluelypro.metrics.timeline import Clock, Record, Timeline
 from cluelypro.packaged import ModelUnavailableError
-from cluelypro.pipeline.engines import build_engines, load_engines
 from cluelypro.pipeline.pipeline import Pipeline
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.prompter.samples import EXAM_QUESTIONS
-from cluelypro.speaker.enroll import SpeakerGate, build_profile
+from cluelypro.speaker.enroll import build_profile
+from cluelypro.speaker.gate import SpeakerGate
 from cluelypro.speaker.profiles import ProfileError
 from cluelypro.tts.rhvoice import RhVoiceSynthesizer
 from cluelypro.vad.engines import make_detector

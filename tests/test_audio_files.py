@@ -18,6 +18,7 @@ import soundfile as sf
 import soxr
 
 from cluelypro.audio.earpiece import TrackEarpiece
+from cluelypro.audio.echo import EchoGate
 from cluelypro.audio.io import read_audio
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE
 from cluelypro.metrics.timeline import Clock
@@ -207,6 +208,17 @@ def test_the_track_mixes_overlaps_leaves_zeros_between_and_runs_past_the_input(
         assert np.abs(written - resampled).max() < 2 / 32768, "the same track, at the input's rate, 16-bit"
 
 
+def test_the_echo_gate_hears_the_earpiece_until_its_tail_ends_and_not_after_a_stop() -> None:
+    echo = EchoGate(tail_s=0.3)
+    with TrackEarpiece(Clock(fast=True), SAMPLE_RATE) as earpiece:
+        earpiece.echo = echo
+        play_all(earpiece, [(0.5, np.full(SAMPLE_RATE // 2, 0.1, np.float32))])
+        assert echo.playing_until == pytest.approx(1.0)
+        assert [echo.is_echo(t) for t in (0.7, 1.25, 1.35)] == [True, True, False]
+        earpiece.stop()
+        assert not echo.is_echo(0.7), "an interrupted answer is no longer heard"
+
+
 def test_a_track_shorter_than_the_input_is_padded_to_it() -> None:
     with TrackEarpiece(Clock(fast=True), 3 * SAMPLE_RATE) as earpiece:
         play_all(earpiece, [(0.25, np.full(800, 0.5, np.float32))])
@@ -219,6 +231,7 @@ import asyncio, sys
 from pathlib import Path
 import soundfile as sf
 from cluelypro.audio.earpiece import TrackEarpiece
+from cluelypro.audio.echo import EchoGate
 from cluelypro.config import SAMPLE_RATE
 from cluelypro.metrics.timeline import Clock
 

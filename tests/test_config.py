@@ -46,6 +46,20 @@ def test_precedence_toml_dotenv_env_cli(tmp_path: Path, monkeypatch: pytest.Monk
     assert settings.tts_voice == "aleksandr"  # CLI flag over everything
 
 
+def test_the_old_filter_mode_name_llm_still_means_all_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().question_filter_mode == "heuristic"
+    assert load_settings().voice_threshold is None, "unset: the profile's suggested threshold is used"
+    monkeypatch.setenv("QUESTION_FILTER_MODE", "all")
+    assert load_settings().question_filter_mode == "all" and not caplog.records
+    monkeypatch.setenv("QUESTION_FILTER_MODE", "llm")
+    with caplog.at_level("WARNING"):
+        assert load_settings().question_filter_mode == "all"
+    assert "deprecated" in caplog.text and "'all'" in caplog.text
+
+
 def test_a_folders_dotenv_cannot_redirect_the_environments_endpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -160,8 +174,25 @@ def test_an_unknown_engine_is_refused_with_the_choices(monkeypatch: pytest.Monke
         load_settings()
 
 
+def test_every_engine_name_a_setting_accepts_has_one_factory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from cluelypro.engine_names import CHAIN_ENGINES, EMBEDDED, STAGES
+    from cluelypro.engines import FACTORIES, chain_names
+
+    monkeypatch.chdir(tmp_path)
+    for stage in STAGES:
+        assert sorted(FACTORIES[stage]) == sorted(CHAIN_ENGINES[stage]), stage
+        assert EMBEDDED[stage] in CHAIN_ENGINES[stage]
+    variable = {"llm": "USE_LLM_ENGINE", "asr": "ASR_ENGINE", "tts": "USE_TTS_ENGINE"}
+    for stage in STAGES:
+        monkeypatch.setenv(variable[stage], ",".join(CHAIN_ENGINES[stage]))  # every name is accepted
+    settings = load_settings()
+    assert {stage: sorted(chain_names(settings, stage)) for stage in STAGES} == {
+        stage: sorted(CHAIN_ENGINES[stage]) for stage in STAGES
+    }
+
+
 def test_without_keys_only_the_embedded_engines_remain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from cluelypro.pipeline.engines import build_engines
+    from cluelypro.engines import build_engines
 
     monkeypatch.chdir(tmp_path)
     for name in ("OPENAI_API_KEY", "GEMINI_API_KEY", "CEREBRAS_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS"):

@@ -101,8 +101,8 @@ def test_commentary_mode_accepts_statements_but_not_small_talk_or_commands() -> 
     assert commentary.decide("Включи свет") == (False, "command")
 
 
-def test_llm_mode_passes_everything_non_empty() -> None:
-    llm = QuestionFilter(mode="llm")
+def test_all_mode_passes_everything_non_empty() -> None:
+    llm = QuestionFilter(mode="all")
     assert llm.decide("Добрый день, присаживайтесь") == (True, "llm decides")
     assert llm.decide("Что такое инфляция?") == (True, "llm decides")
     assert llm.decide(" ") == (False, "empty")

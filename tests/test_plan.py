@@ -149,23 +149,36 @@ def test_duplicates_are_never_added() -> None:
 def test_no_deepening_while_the_answer_still_streams() -> None:
     plan = ThesisPlan(q=1)
     plan.add(PHOTOSYNTHESIS[0])
-    assert not plan.needs_deepening()
+    assert not plan.deepening_due()
     plan.round_done()
-    assert plan.needs_deepening()
+    assert plan.deepening_due()
+    plan.start_deepening()
+
+
+def test_asking_whether_deepening_is_due_changes_nothing() -> None:
+    plan = plan_with(PHOTOSYNTHESIS[:1])
+    assert plan.deepening_due() and plan.deepening_due(), "a query: asking twice gives the same answer"
+    assert plan.depth == 0
+    plan.start_deepening()
+    with pytest.raises(RuntimeError):
+        plan.start_deepening()  # the round is open: no second one
+    assert plan.depth == 1
 
 
 def test_a_single_thesis_question_deepens_at_once() -> None:
     plan = plan_with(PHOTOSYNTHESIS[:1])
-    assert plan.needs_deepening()
+    assert plan.deepening_due()
+    plan.start_deepening()
     assert plan.depth == 1
-    assert not plan.needs_deepening()
+    assert not plan.deepening_due()
 
 
 def test_deepening_fires_once_per_round_when_one_thesis_is_left() -> None:
     plan = plan_with(PHOTOSYNTHESIS)
     fired_at, now = [], 0.0
     while True:
-        if plan.needs_deepening():
+        if plan.deepening_due():
+            plan.start_deepening()
             fired_at.append(plan.current().index)
         index, now = say(plan, now)
         if index is None:
@@ -178,13 +191,15 @@ def test_deepening_fires_once_per_round_when_one_thesis_is_left() -> None:
 def test_deepening_continues_past_the_first_batch_without_repeating() -> None:
     plan = plan_with(PHOTOSYNTHESIS)
     say_all(plan)
-    assert plan.needs_deepening()
+    assert plan.deepening_due()
+    plan.start_deepening()
     for text in [DEEPER[0], PHOTOSYNTHESIS[2], DEEPER[1]]:
         plan.add(text)
     plan.round_done()
     assert [(t.index, t.depth) for t in plan.theses[3:]] == [(4, 1), (5, 1)]
     assert say_all(plan, 100.0) == [4, 4, 5, 5]
-    assert plan.needs_deepening()
+    assert plan.deepening_due()
+    plan.start_deepening()
     assert plan.depth == 2
     plan.add(DEEPEST[0])
     plan.round_done()
@@ -193,14 +208,15 @@ def test_deepening_continues_past_the_first_batch_without_repeating() -> None:
 
 def test_deepening_stops_when_a_round_adds_nothing_new() -> None:
     plan = plan_with(PHOTOSYNTHESIS[:2])
-    assert not plan.needs_deepening()
+    assert not plan.deepening_due()
     plan.said_by_user(1)
-    assert plan.needs_deepening()
+    assert plan.deepening_due()
+    plan.start_deepening()
     assert plan.add(PHOTOSYNTHESIS[0]) is None
     plan.round_done()
-    assert not plan.needs_deepening()
+    assert not plan.deepening_due()
     assert say_all(plan) == [2, 2]
-    assert not plan.needs_deepening()
+    assert not plan.deepening_due()
     assert plan.finished
 
 
@@ -209,7 +225,8 @@ def test_deepening_stops_at_max_depth() -> None:
     rounds = 0
     now = 0.0
     while not plan.finished:
-        if plan.needs_deepening():
+        if plan.deepening_due():
+            plan.start_deepening()
             rounds += 1
             plan.add(f"Тезис про {TOPICS[rounds]}.")
             plan.round_done()
@@ -223,7 +240,8 @@ def test_deepening_stops_at_max_depth() -> None:
 def test_default_depth_limit_is_seven() -> None:
     plan = plan_with(PHOTOSYNTHESIS[:1])
     rounds = 0
-    while plan.needs_deepening():
+    while plan.deepening_due():
+        plan.start_deepening()
         rounds += 1
         plan.said_by_user(plan.current().index)
         plan.add(f"Тезис про {TOPICS[rounds]}.")
@@ -236,7 +254,7 @@ def test_small_talk_plan_is_finished_at_once() -> None:
     assert not plan.finished
     plan.round_done()
     assert plan.finished
-    assert not plan.needs_deepening()
+    assert not plan.deepening_due()
     assert plan.next_to_say(0.0) is None
     assert plan.wait_hint(0.0) is None
 
@@ -266,7 +284,8 @@ def test_deepened_theses_follow_without_a_pause() -> None:
     ready_at: float | None = None
     now, starts = 0.0, []
     while not plan.finished:
-        if plan.needs_deepening():
+        if plan.deepening_due():
+            plan.start_deepening()
             ready_at = now + 2.0
         if ready_at is not None and now >= ready_at:
             for text in batches.pop(0):
@@ -294,10 +313,14 @@ def test_a_cut_round_is_not_an_empty_one() -> None:
     plan.add("Первый тезис ответа на вопрос.")
     plan.round_done()
     plan.spoken(plan.next_to_say(0.0).index, 1.0)
-    assert plan.needs_deepening() and plan.depth == 1
+    assert plan.deepening_due()
+    plan.start_deepening()
+    assert plan.depth == 1
     plan.round_cut()
     assert not plan.finished and plan.depth == 0, "the cut round did not happen"
-    assert plan.needs_deepening() and plan.depth == 1, "it deepens again"
+    assert plan.deepening_due()
+    plan.start_deepening()
+    assert plan.depth == 1, "it deepens again"
     plan.round_done()  # this time it comes back empty: that ends the deepening
     assert plan.finished
 
@@ -307,7 +330,8 @@ def test_no_deepening_after_the_input_ends_even_after_a_cut_round() -> None:
     plan.add("Первый тезис ответа на вопрос.")
     plan.round_done()
     plan.spoken(plan.next_to_say(0.0).index, 1.0)
-    assert plan.needs_deepening()
+    assert plan.deepening_due()
+    plan.start_deepening()
     plan.wind_down()
     plan.round_cut()
-    assert not plan.needs_deepening() and plan.finished
+    assert not plan.deepening_due() and plan.finished

@@ -17,7 +17,7 @@ How the voices were made:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +26,13 @@ import pytest
 
 from cluelypro.audio.earpiece import TrackEarpiece
 from cluelypro.audio.io import read_audio, to_mono_16k
+from cluelypro.audio.sources import replay_file
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE, load_settings
+from cluelypro.engines import build_engines, load_engines
 from cluelypro.metrics.timeline import Clock, Timeline
-from cluelypro.pipeline.engines import build_engines, load_engines
 from cluelypro.pipeline.pipeline import Pipeline
-from cluelypro.speaker.enroll import ENROLL_TEXT, SpeakerGate, build_profile
+from cluelypro.speaker.enroll import ENROLL_TEXT, build_profile
+from cluelypro.speaker.gate import SpeakerGate
 from cluelypro.tts.rhvoice import RhVoiceSynthesizer
 from cluelypro.vad.engines import make_detector
 from conftest import SHARED_AUDIO
@@ -73,8 +75,11 @@ class Room:
     def say(self, *parts: np.ndarray) -> None:
         self.pending = np.concatenate([self.pending, *parts])
 
-    async def microphone(self, limit_s: float) -> AsyncIterator[np.ndarray]:
-        self.clock.restart()
+    def microphone(self, limit_s: float) -> AsyncIterator[np.ndarray]:
+        return replay_file(self._heard(limit_s), self.clock)  # in real time: the clock is not fast
+
+    def _heard(self, limit_s: float) -> Iterator[np.ndarray]:
+        """What is said, and (no headphones) what the earpiece has played, block by block."""
         position = 0
         while not self.done and position < limit_s * SAMPLE_RATE:
             block, self.pending = self.pending[:BLOCK_SAMPLES], self.pending[BLOCK_SAMPLES:]
@@ -83,7 +88,6 @@ class Room:
                 heard = self.echo.track[position : position + BLOCK_SAMPLES]
                 block = block + np.pad(heard, (0, BLOCK_SAMPLES - len(heard)))
             position += BLOCK_SAMPLES
-            await asyncio.sleep(max(0.0, position / SAMPLE_RATE - self.clock.input_now()))
             yield block
 
 

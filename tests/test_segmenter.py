@@ -8,6 +8,7 @@ import pytest
 from cluelypro.audio.io import read_audio
 from cluelypro.config import SAMPLE_RATE, Settings
 from cluelypro.vad.engines import make_detector
+from cluelypro.vad.frames import segment_audio
 from cluelypro.vad.segmenter import (
     Segmenter,
     SpeechEnded,
@@ -92,13 +93,7 @@ def test_flatness_separates_speech_from_white_noise(ru_clips) -> None:
 
 def accepted_utterances(engine: str, audio: np.ndarray) -> list[SpeechEnded]:
     detector = make_detector(engine)
-    segmenter = Segmenter(detector.frame_samples)
-    size = detector.frame_samples
-    events = []
-    for start in range(0, len(audio) - size + 1, size):
-        frame = audio[start : start + size]
-        events += segmenter.push(frame, detector.speech_probability(frame))
-    events += segmenter.flush()
+    events = segment_audio(audio, detector, Segmenter(detector.frame_samples))
     return [event for event in events if isinstance(event, SpeechEnded) and event.utterance]
 
 

@@ -394,10 +394,20 @@ def test_downloadable_embedders_say_what_to_install(engine: str, package: str) -
     torch in the venv) selecting one must end in a clear message, not an ImportError."""
     import importlib.util
 
+    from cluelypro.engines import make_embedder
     from cluelypro.packaged import ModelUnavailableError
-    from cluelypro.pipeline.engines import make_embedder
 
     if importlib.util.find_spec(package) is not None:
         pytest.skip(f"{package} is installed: the real model would be downloaded")
     with pytest.raises(ModelUnavailableError, match=f"pip install {package}"):
         make_embedder(engine).load()
+
+
+def test_one_l2_normalisation_refuses_a_vector_without_direction() -> None:
+    from cluelypro.speaker.base import l2_normalised
+
+    unit = l2_normalised(np.array([[3.0, 4.0]]))
+    assert unit.dtype == np.float32 and unit.shape == (2,) and np.allclose(unit, [0.6, 0.8])
+    for no_direction in (np.zeros(192), np.array([1.0, np.nan]), np.array([np.inf, 0.0])):
+        with pytest.raises(ValueError, match="zero or not finite"):
+            l2_normalised(no_direction)

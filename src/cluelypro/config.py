@@ -10,6 +10,7 @@ VOICE_THRESHOLD, …); field names are their lower-case form.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,9 @@ from pydantic_settings import (
 )
 
 from cluelypro import secrets
+from cluelypro.engine_names import CHAIN_ENGINES, SpeakerEngineName, Stage, VadEngineName
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 """The pipeline's internal audio rate: 16 kHz mono float32."""
@@ -34,10 +38,6 @@ SAMPLE_RATE = 16_000
 BLOCK_SAMPLES = 512
 """32 ms: the block a microphone or file replay delivers, and Silero's frame."""
 
-
-LLM_ENGINES = ("cerebras", "gemini", "openai", "compatible", "local")
-ASR_ENGINES = ("openai", "local")
-TTS_ENGINES = ("openai", "google", "rhvoice")
 
 EngineChain = Annotated[list[str], NoDecode]
 """Engine names in order of preference: "cerebras,gemini,local" in the environment, a list in TOML."""
@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
     # VAD segmenter (SPEC §2.2)
-    vad_engine: Literal["silero", "webrtc"] = "silero"
+    vad_engine: VadEngineName = "silero"
     vad_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Silero speech probability")
     webrtc_aggressiveness: int = Field(2, ge=0, le=3)
     preroll_ms: int = Field(160, ge=0)
@@ -128,16 +128,21 @@ class Settings(BaseSettings):
     tts_speed: float = Field(1.0, gt=0.2, lt=4.0)
 
     # Speaker gate
-    speaker_engine: Literal["campplus", "ecapa", "eres2netv2"] = Field(
+    speaker_engine: SpeakerEngineName = Field(
         "campplus", description="campplus is embedded; ecapa and eres2netv2 download their weights"
     )
-    voice_threshold: float = Field(
-        0.55, ge=-1.0, le=1.0, description="cosine score at or above which speech is the user's own"
+    voice_threshold: float | None = Field(
+        None,
+        ge=-1.0,
+        le=1.0,
+        description="cosine score at or above which speech is the user's own; unset: the profile's",
     )
     voice_profile: str | None = Field(None, description="profile to use instead of the active one")
 
     # Prompter (SPEC §2.5, §2.7)
-    question_filter_mode: Literal["heuristic", "llm"] = "heuristic"
+    question_filter_mode: Literal["heuristic", "all"] = Field(
+        "heuristic", description="all: every utterance goes to the answering LLM (formerly 'llm')"
+    )
     commentary_mode: bool = False
     advance_policy: Literal["repeat", "until-said"] = "repeat"
     thesis_repeats: int = Field(2, ge=1, description="times each thesis is spoken (repeat policy)")
@@ -200,6 +205,14 @@ class Settings(BaseSettings):
     def _https_unless_loopback(cls, url: str | None) -> str | None:
         return None if url is None else _check_endpoint(url)
 
+    @field_validator("question_filter_mode", mode="before")
+    @classmethod
+    def _renamed_filter_mode(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "llm":
+            log.warning("QUESTION_FILTER_MODE=llm is deprecated: it asks no LLM; it is now called 'all'")
+            return "all"
+        return value
+
     @field_validator("use_llm_engine", "asr_engine", "use_tts_engine", mode="before")
     @classmethod
     def _split_chain(cls, value: object) -> object:
@@ -210,9 +223,8 @@ class Settings(BaseSettings):
     @field_validator("use_llm_engine", "asr_engine", "use_tts_engine")
     @classmethod
     def _known_engines(cls, chain: list[str], info) -> list[str]:
-        known = {"use_llm_engine": LLM_ENGINES, "asr_engine": ASR_ENGINES, "use_tts_engine": TTS_ENGINES}[
-            info.field_name
-        ]
+        stages: dict[str, Stage] = {"use_llm_engine": "llm", "asr_engine": "asr", "use_tts_engine": "tts"}
+        known = CHAIN_ENGINES[stages[info.field_name]]
         unknown = [name for name in chain if name not in known]
         if unknown or not chain:
             raise ValueError(f"unknown engine {', '.join(unknown) or '(empty chain)'}; choose from {', '.join(known)}")

@@ -26,10 +26,10 @@ import numpy as np
 from cluelypro.audio.earpiece import Earpiece, TrackEarpiece
 from cluelypro.cli import console
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE, Settings
+from cluelypro.engines import Engines
 from cluelypro.metrics.timeline import Clock, Record, Timeline
-from cluelypro.pipeline.engines import Engines
 from cluelypro.pipeline.pipeline import Pipeline
-from cluelypro.speaker.enroll import SpeakerGate
+from cluelypro.speaker.gate import SpeakerGate
 from cluelypro.speaker.profiles import VoiceProfile
 from harness.engines import (
     ScriptedDetector,

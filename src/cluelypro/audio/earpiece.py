@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from cluelypro.audio.devices import CHECK_EVERY_S, DeviceCallback, WatchedStream, open_output_stream
+from cluelypro.audio.echo import EchoGate
 from cluelypro.audio.io import audio_writer, resampled
 from cluelypro.config import SAMPLE_RATE
 from cluelypro.metrics.timeline import Clock
@@ -32,10 +33,8 @@ class Earpiece(Protocol):
         """Drop whatever is queued but not yet heard."""
         ...
 
-    @property
-    def busy_until(self) -> float:
-        """Input time when the audio queued so far will have been heard."""
-        ...
+    echo: EchoGate | None
+    """Told until when the audio queued so far will have been heard (None: nobody asks)."""
 
     def close(self) -> None: ...
 
@@ -57,6 +56,7 @@ class TrackEarpiece:
         self._length = length  # samples: the track covers at least the input
         self._samples = tempfile.TemporaryFile() if keep else None  # created 0600
         self._busy_until = 0.0
+        self.echo: EchoGate | None = None
 
     def __enter__(self) -> TrackEarpiece:
         return self
@@ -65,21 +65,21 @@ class TrackEarpiece:
         if self._samples is not None:
             self._samples.close()
 
-    @property
-    def busy_until(self) -> float:
-        return self._busy_until
-
     async def play(self, chunk: np.ndarray, at: float) -> tuple[float, float]:
         start = max(at, self._busy_until)
         if self._samples is not None:
             self._mix(round(start * SAMPLE_RATE), chunk)
         self._busy_until = start + len(chunk) / SAMPLE_RATE
+        if self.echo is not None:
+            self.echo.playing(self._busy_until)
         if not self._clock.fast:
             await asyncio.sleep(max(0.0, start - self._clock.input_now()))
         return start, self._busy_until
 
     def stop(self) -> None:
         self._busy_until = 0.0
+        if self.echo is not None:
+            self.echo.stopped()
 
     def close(self) -> None:
         pass
@@ -132,13 +132,10 @@ class DeviceEarpiece:
         self._queue: deque[np.ndarray] = deque()
         self._lock = threading.Lock()
         self._busy_until = 0.0
+        self.echo: EchoGate | None = None
         self._on_device = on_device
         self._output = WatchedStream("output", open_output_stream, self._fill, self._changed)
         self._output.open(device)  # a missing device fails now; the stream starts in `watch`
-
-    @property
-    def busy_until(self) -> float:
-        return self._busy_until
 
     async def watch(self) -> None:
         """Run the output until cancelled, beside the pipeline, checking on the device."""
@@ -177,6 +174,8 @@ class DeviceEarpiece:
         else:  # unheard, but on time
             start = max(now, self._busy_until)
         self._busy_until = start + len(chunk) / SAMPLE_RATE
+        if self.echo is not None:
+            self.echo.playing(self._busy_until)
         await asyncio.sleep(max(0.0, start - now))
         return start, self._busy_until
 
@@ -184,6 +183,8 @@ class DeviceEarpiece:
         with self._lock:
             self._queue.clear()
         self._busy_until = 0.0
+        if self.echo is not None:
+            self.echo.stopped()
 
     def close(self) -> None:
         self._output.close()

@@ -131,6 +131,13 @@ def in_blocks(samples: np.ndarray, block: int = BLOCK_SAMPLES) -> Iterator[np.nd
     return (samples[start : start + block] for start in range(0, len(samples), block))
 
 
+def in_blocks_then_silence(samples: np.ndarray, total: int, block: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+    """`samples`, then silence, in full blocks until `total` samples (rounded up to a block)."""
+    for start in range(0, total, block):
+        part = samples[start : start + block]
+        yield part if len(part) == block else np.pad(part, (0, block - len(part)))
+
+
 def to_mono_16k(samples: np.ndarray, rate: int) -> np.ndarray:
     """Mono samples in memory (a synthesiser's) as contiguous 16 kHz float32."""
     if rate != SAMPLE_RATE:

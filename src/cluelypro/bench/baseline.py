@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cluelypro.config import SAMPLE_RATE, Settings
+from cluelypro.engines import Engines
 from cluelypro.llm.prompts import thesis_messages
 from cluelypro.llm.thesis_parser import ThesisStreamParser
-from cluelypro.pipeline.engines import Engines
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.tts.normalize import normalize_for_tts
+from cluelypro.vad.frames import segment_audio
 from cluelypro.vad.segmenter import SpeechEnded, Utterance, segmenter_for
 
 # Cumulative milestones after end of speech; the last one is voice-to-voice.
@@ -80,11 +81,7 @@ def utterances(audio: np.ndarray, engines: Engines, settings: Settings) -> list[
     segmenter = segmenter_for(settings, size, speculative=False)
     trailing = settings.end_silence_ms / 1000 + 0.5  # the last utterance's silence window closes
     padded = np.concatenate([audio, np.zeros(round(trailing * SAMPLE_RATE) + size, np.float32)])
-    events = []
-    for start in range(0, len(padded) - size + 1, size):
-        frame = padded[start : start + size]
-        events += segmenter.push(frame, detector.speech_probability(frame))
-    events += segmenter.flush()
+    events = segment_audio(padded, detector, segmenter)
     return [e.utterance for e in events if isinstance(e, SpeechEnded) and e.utterance is not None]
 
 

@@ -13,26 +13,8 @@ from rich.table import Table
 from cluelypro.bench.baseline import BASELINE_STAGES
 from cluelypro.bench.runner import RecordingResult
 from cluelypro.config import Settings
-from cluelypro.metrics.summary import MILESTONES, percentiles
+from cluelypro.metrics.summary import MILESTONE_LABELS, MILESTONES, percentiles
 from cluelypro.private_files import open_private
-
-STAGE_LABELS = {
-    "segment": "end-of-speech detection",
-    "asr": "ASR done",
-    "llm_first_token": "LLM first token (TTFT)",
-    "thesis": "first thesis complete",
-    "tts_first_audio": "TTS first audio",
-    "playback_start": "playback start = voice-to-voice",
-}
-
-
-SHORT_LABELS = {
-    "segment": "EoS",
-    "asr": "ASR",
-    "llm_first_token": "TTFT",
-    "thesis": "thesis 1",
-    "tts_first_audio": "TTS 1st",
-}
 
 
 class PlotUnavailableError(RuntimeError):
@@ -62,7 +44,7 @@ def summarize(
     baseline: str | None,
 ) -> dict[str, Any]:
     """The whole benchmark as one JSON-ready dict (statistics over answered runs only)."""
-    stage_names = [name for name, _ in MILESTONES]
+    stage_names = list(MILESTONE_LABELS)
     runs = [run for result in results for run in result.runs]
     answered = [run for run in runs if run.answered]
     summary: dict[str, Any] = {
@@ -170,8 +152,8 @@ def recordings_table(summary: dict[str, Any], heard: bool = True) -> Table:
     if heard:
         table.add_column("heard", min_width=16, max_width=48)
     table.add_column("v2v", justify="right", no_wrap=True)
-    for name, _ in MILESTONES[:-1]:
-        table.add_column(SHORT_LABELS[name], justify="right", no_wrap=True)
+    for milestone in MILESTONES[:-1]:
+        table.add_column(milestone.short, justify="right", no_wrap=True)
     with_baseline = summary["baseline"] is not None
     if with_baseline:
         table.add_column("seq. v2v", justify="right", no_wrap=True)
@@ -187,7 +169,7 @@ def recordings_table(summary: dict[str, Any], heard: bool = True) -> Table:
             text = escape(entry["heard"]) or "[dim](nothing heard)[/]"
             row.append(text if entry["answered_runs"] else f"{text} [dim]— {entry['runs'][0]['stop']}[/]")
         row.append(v2v)
-        row += [_s(entry["stages"][name]["p50"]) for name, _ in MILESTONES[:-1]]
+        row += [_s(entry["stages"][name]["p50"]) for name, _, _ in MILESTONES[:-1]]
         if with_baseline:
             row.append(_p50_p95(entry["baseline"]["voice_to_voice"], repeat))
         table.add_row(*row)
@@ -197,11 +179,10 @@ def recordings_table(summary: dict[str, Any], heard: bool = True) -> Table:
 def overall_table(summary: dict[str, Any]) -> Table:
     runs = f"{summary['answered_runs']} answered runs of {summary['runs']}"
     table = Table(title=f"Overall: seconds after end of speech ({runs})", title_justify="left")
-    table.add_column("stage", justify="left")
-    table.add_column("p50", justify="right")
-    table.add_column("p95", justify="right")
-    for name, _ in MILESTONES[:-1]:
-        table.add_row(STAGE_LABELS[name], _s(summary["stages"][name]["p50"]), _s(summary["stages"][name]["p95"]))
+    for column, justify in (("stage", "left"), ("p50", "right"), ("p95", "right")):
+        table.add_column(column, justify=justify)
+    for name, _, _ in MILESTONES[:-1]:
+        table.add_row(MILESTONE_LABELS[name], _s(summary["stages"][name]["p50"]), _s(summary["stages"][name]["p95"]))
     v2v = summary["voice_to_voice"]
     table.add_row("[bold]voice-to-voice (pipelined)[/]", f"[bold]{_s(v2v['p50'])}[/]", f"[bold]{_s(v2v['p95'])}[/]")
     stall = summary["thesis1_stall"]
@@ -248,7 +229,7 @@ def plot_waterfall(summary: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [name for name, _ in MILESTONES]
+    names = list(MILESTONE_LABELS)
     colors = dict(
         zip(names, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"), strict=False)
     )
@@ -257,7 +238,7 @@ def plot_waterfall(summary: dict[str, Any], path: Path) -> None:
         (n for n in names if summary["stages"][n]["p50"] is not None),
         key=lambda n: round(summary["stages"][n]["p50"], 3),
     )
-    medians = [(STAGE_LABELS[n], summary["stages"][n]["p50"], colors[n]) for n in timed]
+    medians = [(MILESTONE_LABELS[n], summary["stages"][n]["p50"], colors[n]) for n in timed]
     pipelined = len(medians)
     if summary["baseline"]:
         seq_colors = dict(
@@ -319,7 +300,7 @@ def _recording_waterfall(axes, rows: list[dict[str, Any]], names: list[str], col
         )
         previous = 0.0
         for value, _, name in milestones:
-            axes.barh(row, value - previous, left=previous, color=colors[name], label=label(STAGE_LABELS[name]))
+            axes.barh(row, value - previous, left=previous, color=colors[name], label=label(MILESTONE_LABELS[name]))
             previous = value
         if (seq := entry.get("baseline", {}).get("voice_to_voice", {}).get("p50")) is not None:
             axes.plot([seq], [row], marker="x", color="black", linestyle="none", label=label("sequential v2v"))

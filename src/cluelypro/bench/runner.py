@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from cluelypro.audio.earpiece import TrackEarpiece
+from cluelypro.audio.io import in_blocks_then_silence
+from cluelypro.audio.sources import replay_file
 from cluelypro.bench.baseline import BaselineResult, sequential_run
 from cluelypro.bench.corpus import Recording
-from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE, Settings
+from cluelypro.config import SAMPLE_RATE, Settings
+from cluelypro.engines import Engines
 from cluelypro.llm.base import ThesisLLM
 from cluelypro.metrics.events import (
     Asr,
@@ -36,7 +39,6 @@ from cluelypro.metrics.events import (
 )
 from cluelypro.metrics.summary import ChainCollector, QuestionChain
 from cluelypro.metrics.timeline import Clock, Record, Timeline
-from cluelypro.pipeline.engines import Engines
 from cluelypro.pipeline.pipeline import Pipeline
 
 LLM_IDLE_S = 0.5  # the LLM finished this long ago and no thesis came: the question got none
@@ -157,7 +159,8 @@ async def _replay(
     llm.on_change = llm_changed
     pipeline = Pipeline(settings, engines, clock, timeline, TrackEarpiece(clock, len(audio), keep=False), gate=None)
     audio_end = len(audio) / SAMPLE_RATE
-    run = asyncio.create_task(pipeline.run(_real_time(audio, clock, audio_end + timeout_s + 1)))
+    blocks = in_blocks_then_silence(audio, round((audio_end + timeout_s + 1) * SAMPLE_RATE))
+    run = asyncio.create_task(pipeline.run(replay_file(blocks, clock)))  # in real time: the clock is not fast
     waiting = asyncio.create_task(watch.wait(clock, audio_end, settings.end_silence_ms / 1000, timeout_s))
     await asyncio.wait({run, waiting}, return_when=asyncio.FIRST_COMPLETED)
     stop = waiting.result() if waiting.done() else "timeout"
@@ -170,19 +173,6 @@ async def _replay(
     if failed is not None:
         raise failed
     return chains.chains, watch.heard, stop
-
-
-async def _real_time(audio: np.ndarray, clock: Clock, total_s: float) -> AsyncIterator[np.ndarray]:
-    """The recording, then silence, in blocks that 'arrive' in real time."""
-    clock.restart()
-    position, total = 0, round(total_s * SAMPLE_RATE)
-    while position < total:
-        block = audio[position : position + BLOCK_SAMPLES]
-        if len(block) < BLOCK_SAMPLES:
-            block = np.pad(block, (0, BLOCK_SAMPLES - len(block)))
-        position += BLOCK_SAMPLES
-        await asyncio.sleep(max(0.0, position / SAMPLE_RATE - clock.input_now()))
-        yield block
 
 
 @dataclass

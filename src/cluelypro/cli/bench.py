@@ -97,7 +97,7 @@ def _benchmark(
     settings: Settings, recordings: list[Recording], repeat: int, baseline: BaselineMode | None, timeout: float
 ) -> dict:
     from cluelypro.bench import report
-    from cluelypro.pipeline.engines import build_engines, load_engines
+    from cluelypro.engines import build_engines, load_engines
 
     engines = build_engines(settings)
     try:

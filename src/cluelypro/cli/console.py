@@ -95,7 +95,7 @@ def latency_table(chains: list[QuestionChain]) -> Table:
     table.add_column("p50", justify="right")
     table.add_column("p95", justify="right")
     summary = stage_summary(chains)
-    for name, label in MILESTONES:
+    for name, label, _ in MILESTONES:
         table.add_row(label, _seconds(summary[name].get("p50")), _seconds(summary[name].get("p95")))
     return table
 

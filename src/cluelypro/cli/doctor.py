@@ -87,7 +87,7 @@ def _device_checks() -> list[Check]:
 
 def _voice_checks(settings: Settings) -> list[Check]:
     """The speaker gate: an active voice profile, and the embedder it needs."""
-    from cluelypro.pipeline.engines import make_embedder
+    from cluelypro.engines import make_embedder
     from cluelypro.speaker.profiles import ProfileError, active_profile_name, load_profile
 
     name = settings.voice_profile or active_profile_name()
@@ -126,10 +126,11 @@ def _key_checks(settings: Settings) -> list[Check]:
 
 
 def _engine_checks(settings: Settings, probe: bool) -> list[Check]:
-    from cluelypro.pipeline.engines import EMBEDDED, LeftOut, chain_members
+    from cluelypro.engine_names import EMBEDDED, STAGES
+    from cluelypro.engines import LeftOut, chain_members
 
     checks = []
-    for stage in ("asr", "llm", "tts"):
+    for stage in STAGES:
         for name, member in chain_members(settings, stage):
             label = f"embedded ({name})" if name == EMBEDDED[stage] else name
             if isinstance(member, LeftOut):

@@ -31,14 +31,14 @@ from cluelypro.cli.bench import register_bench_command
 from cluelypro.cli.doctor import register_doctor_command
 from cluelypro.cli.profiles import register_profile_commands
 from cluelypro.config import SAMPLE_RATE, Settings, SettingsFileError, load_settings
+from cluelypro.engines import Engines, build_engines, load_engines
 from cluelypro.metrics.events import Device
 from cluelypro.metrics.summary import ChainCollector, QuestionChain
 from cluelypro.metrics.timeline import Clock, Timeline
 from cluelypro.packaged import ModelUnavailableError
-from cluelypro.pipeline.engines import Engines, build_engines, load_engines
 from cluelypro.pipeline.pipeline import Pipeline
 from cluelypro.secrets import RedactingFilter
-from cluelypro.speaker.enroll import SpeakerGate
+from cluelypro.speaker.gate import SpeakerGate
 from cluelypro.speaker.profiles import (
     ProfileError,
     VoiceProfile,
@@ -101,8 +101,7 @@ class Session:
             self.startup_s = load_engines(self.engines, report)
         ui.print_left_out(self.engines.left_out)
         if self.profile is not None:
-            threshold = self.settings.voice_threshold if "voice_threshold" in self.settings.model_fields_set else None
-            self.gate = SpeakerGate(self.engines.embedder, self.profile, threshold)
+            self.gate = SpeakerGate(self.engines.embedder, self.profile, self.settings.voice_threshold)
             ui.errors.print(f"voice profile [bold]{escape(self.profile.name)}[/], threshold {self.gate.threshold:.2f}")
         else:
             ui.errors.print(

@@ -16,7 +16,7 @@ from cluelypro.audio.devices import parse_device
 from cluelypro.audio.io import read_audio
 from cluelypro.audio.sources import record_microphone
 from cluelypro.cli import console as ui
-from cluelypro.pipeline.engines import make_embedder
+from cluelypro.engines import make_embedder
 from cluelypro.speaker import profiles
 from cluelypro.speaker.enroll import ENROLL_TEXT, build_profile, enrollment_warning
 from cluelypro.vad.engines import make_detector

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,15 +22,24 @@ from cluelypro.metrics.events import (
 )
 from cluelypro.metrics.timeline import Record
 
-# Milestones of a question's chain, each measured from the end of the question's speech.
+
+class Milestone(NamedTuple):
+    """A milestone of a question's chain, measured from the end of the question's speech."""
+
+    name: str  # the event that marks it
+    label: str  # its row in the console's and the benchmark's latency tables
+    short: str  # its column heading in the benchmark's per-recording table
+
+
 MILESTONES = (
-    (Segment.event_name, "end-of-speech detected"),
-    (Asr.event_name, "ASR done"),
-    (LlmFirstToken.event_name, "LLM first token"),
-    (Thesis.event_name, "thesis 1 complete"),
-    (TtsFirstAudio.event_name, "TTS first audio"),
-    (PlaybackStart.event_name, "playback start = voice-to-voice"),
+    Milestone(Segment.event_name, "end-of-speech detected", "EoS"),
+    Milestone(Asr.event_name, "ASR done", "ASR"),
+    Milestone(LlmFirstToken.event_name, "LLM first token", "TTFT"),
+    Milestone(Thesis.event_name, "thesis 1 complete", "thesis 1"),
+    Milestone(TtsFirstAudio.event_name, "TTS first audio", "TTS 1st"),
+    Milestone(PlaybackStart.event_name, "playback start = voice-to-voice", "v2v"),
 )
+MILESTONE_LABELS = {milestone.name: milestone.label for milestone in MILESTONES}
 
 
 @dataclass
@@ -114,7 +124,7 @@ class ChainCollector:
             del self._early[stale]
 
 
-_MILESTONE_NAMES = frozenset(name for name, _ in MILESTONES)
+_MILESTONE_NAMES = frozenset(MILESTONE_LABELS)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -125,5 +135,6 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def stage_summary(chains: list[QuestionChain]) -> dict[str, dict[str, float]]:
     return {
-        name: percentiles([chain.offsets[name] for chain in chains if name in chain.offsets]) for name, _ in MILESTONES
+        name: percentiles([chain.offsets[name] for chain in chains if name in chain.offsets])
+        for name in MILESTONE_LABELS
     }

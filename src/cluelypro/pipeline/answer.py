@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -32,9 +31,10 @@ from cluelypro.metrics.events import (
 from cluelypro.metrics.timeline import Timeline
 from cluelypro.pipeline.fallback import EngineChain, Skipped, describe
 from cluelypro.pipeline.frames import Question
-from cluelypro.pipeline.speculation import GrowingList
+from cluelypro.pipeline.growing import GrowingList
 from cluelypro.pipeline.tasks import TaskOwner
 from cluelypro.pipeline.turns import LlmTurns
+from cluelypro.pipeline.writer import ThesisWriter
 from cluelypro.prompter.matcher import ThesisMatcher
 from cluelypro.prompter.plan import PlannedThesis, ThesisPlan
 from cluelypro.tts.normalize import normalize_for_tts
@@ -83,15 +83,15 @@ class AnswerContext:
     timeline: Timeline
     earpiece: Earpiece
     matcher: ThesisMatcher
-    stream_theses: Callable[..., AsyncIterator[str]]  # (question, messages, already_said, cancellation) → theses
     turns: LlmTurns
 
 
 class Answer:
-    def __init__(self, question: Question, context: AnswerContext) -> None:
+    def __init__(self, question: Question, context: AnswerContext, writer: ThesisWriter) -> None:
         settings = context.settings
         self.question = question
         self.context = context
+        self.writer = writer  # writes its theses: the first round, then each deepening
         self.plan = ThesisPlan(
             question.q,
             policy=settings.advance_policy,
@@ -306,7 +306,8 @@ class Answer:
         """Deepen when the plan is about to run out, unless a newer question waits for the LLM."""
         if self._deepening is not None and not self._deepening.done():
             return
-        if not self.context.turns.newer_waiting(self.q) and self.plan.needs_deepening():
+        if not self.context.turns.newer_waiting(self.q) and self.plan.deepening_due():
+            self.plan.start_deepening()
             self._deepening = self._spawn(self._deepen(), "llm")
 
     async def _deepen(self) -> None:
@@ -315,7 +316,7 @@ class Answer:
         with self.context.turns.deepening(self.q) as cancellation:
             cut = True  # also when this task is cancelled with the answer
             try:
-                theses = self.context.stream_theses(self.question, messages, said, cancellation)
+                theses = self.writer.theses(messages, said, cancellation)
                 async with aclosing(theses) as stream:
                     async for text in stream:
                         self.add_thesis(text)

@@ -9,11 +9,31 @@ each hand-over checks so that nothing made for an old question reaches a newer o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cluelypro.metrics.timeline import Anchor
-from cluelypro.pipeline.speculation import LlmPrefetch, Speculation
 from cluelypro.pipeline.turns import Cancellation
 from cluelypro.vad.segmenter import Utterance
+
+if TYPE_CHECKING:  # speculation.py builds on these frames
+    from cluelypro.pipeline.speculation import LlmPrefetch, Speculation
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    ms: int
+    engine: str
+    skipped: tuple = ()  # fallback.Skipped for each ASR engine that failed first
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What the speaker gate and the recogniser made of an utterance."""
+
+    role: str  # "own" or "other"
+    score: float | None
+    transcript: Transcript | None  # None: own speech that the advance policy does not need
 
 
 @dataclass(frozen=True)

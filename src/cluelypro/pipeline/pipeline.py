@@ -1,7 +1,8 @@
 """The prompter's asyncio pipeline (SPEC §2–3).
 
     audio ─► listen (VAD + segmenter) ─► transcribe (speaker gate, ASR, question filter)
-          ─► generate (LLM, streamed theses) ─► Answer: plan, TTS ahead, earpiece, deepening
+          ─► generate (a ThesisWriter per question: LLM, streamed theses)
+          ─► Answer (owns the writer): plan, TTS ahead, earpiece, deepening
 
 Stages are tasks joined by bounded queues; engine calls run in threads, through fallback chains
 whose engines rest after a failure and whose last engine has a watchdog. A question becomes the
@@ -23,14 +24,14 @@ from contextlib import aclosing
 import numpy as np
 
 from cluelypro.audio.earpiece import Earpiece
+from cluelypro.audio.echo import EchoGate
 from cluelypro.config import Settings
+from cluelypro.engines import Engines
 from cluelypro.llm.prompts import thesis_messages
-from cluelypro.llm.thesis_parser import ThesisStreamParser, speakable_head
 from cluelypro.metrics.events import (
     Asr,
     Error,
     Interrupted,
-    LlmFirstToken,
     Segment,
     Speaker,
     SpeechEnd,
@@ -40,15 +41,16 @@ from cluelypro.metrics.events import (
 from cluelypro.metrics.events import Question as QuestionEvent
 from cluelypro.metrics.timeline import Anchor, Clock, Timeline, milliseconds_since
 from cluelypro.pipeline.answer import Answer, AnswerContext
-from cluelypro.pipeline.engines import Engines
-from cluelypro.pipeline.fallback import AllEnginesFailed, ChainPolicy, EngineChain, Output, Skipped, describe
-from cluelypro.pipeline.frames import END, Question, SpeechSegment
-from cluelypro.pipeline.speculation import Heard, LlmPrefetch, Speculation, Transcript
+from cluelypro.pipeline.fallback import AllEnginesFailed, ChainPolicy, EngineChain, Skipped, describe
+from cluelypro.pipeline.frames import END, Heard, Question, SpeechSegment, Transcript
+from cluelypro.pipeline.speculation import LlmPrefetch, Speculation
 from cluelypro.pipeline.tasks import TaskOwner
-from cluelypro.pipeline.turns import Cancellation, LlmTurns
+from cluelypro.pipeline.turns import LlmTurns
+from cluelypro.pipeline.writer import ThesisWriter, generate
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.prompter.matcher import ThesisMatcher
-from cluelypro.speaker.enroll import SpeakerGate
+from cluelypro.speaker.gate import SpeakerGate
+from cluelypro.vad.frames import FrameCutter
 from cluelypro.vad.segmenter import SegmenterEvent, SpeechEnded, SpeechPaused, SpeechStarted, segmenter_for
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,8 @@ class Pipeline:
         self.clock = clock
         self.timeline = timeline
         self.earpiece = earpiece
+        self.echo = None if settings.use_headphones else EchoGate(settings.speaker_tail_ms / 1000)
+        earpiece.echo = self.echo  # the earpiece tells it what it plays; the input stage asks it
         self.segmenter = segmenter_for(settings, engines.detector.frame_samples)
         size = settings.queue_size
         self._segments: asyncio.Queue[SpeechSegment | None] = asyncio.Queue(size)
@@ -103,9 +107,7 @@ class Pipeline:
         self.turns = LlmTurns(newer_question_cuts_answers=not clock.fast)
         self.tasks = TaskOwner("pipeline")
         self.answer: Answer | None = None
-        self._answer_context = AnswerContext(
-            settings, self.chains.tts, timeline, earpiece, ThesisMatcher(), self._stream_theses, self.turns
-        )
+        self._answer_context = AnswerContext(settings, self.chains.tts, timeline, earpiece, ThesisMatcher(), self.turns)
         self._asr_lock = asyncio.Lock()  # the recogniser serves one call at a time
         self._speculation: Speculation | None = None  # on the current utterance's last pause
         self._detector_failing = False
@@ -144,16 +146,12 @@ class Pipeline:
     # --- listen: VAD and segmenter, inline in the capture loop (≈0.15 ms per frame) -------------
 
     async def _listen(self, source: AsyncIterator[np.ndarray]) -> None:
-        size = self.engines.detector.frame_samples
-        pending = np.zeros(0, dtype=np.float32)
-        silence = np.zeros(size, dtype=np.float32)
+        frames = FrameCutter(self.engines.detector.frame_samples)
+        silence = np.zeros(frames.frame_samples, dtype=np.float32)
         async for block in source:
-            pending = np.concatenate([pending, block])
-            consumed = len(pending) - len(pending) % size
-            for start in range(0, consumed, size):
-                frame = silence if self._hearing_itself() else pending[start : start + size]
+            for heard in frames.cut(block):
+                frame = silence if self._hearing_itself() else heard
                 await self._on_vad(self.segmenter.push(frame, self._speech_probability(frame)))
-            pending = pending[consumed:]
         await self._on_vad(self.segmenter.flush())
         await self._segments.put(END)
 
@@ -171,9 +169,7 @@ class Pipeline:
 
     def _hearing_itself(self) -> bool:
         """Without headphones the microphone hears the prompter: mute it while it speaks."""
-        if self.settings.use_headphones:
-            return False
-        return self.segmenter.now < self.earpiece.busy_until + self.settings.speaker_tail_ms / 1000
+        return self.echo is not None and self.echo.is_echo(self.segmenter.now)
 
     async def _on_vad(self, events: list[SegmenterEvent]) -> None:
         for event in events:
@@ -229,7 +225,11 @@ class Pipeline:
             accepted, reason = self.filter.decide(transcript.text)
             if accepted:
                 messages = self._messages(transcript.text, reason == "commentary", said_at=speculation.end)
-                speculation.prefetch = LlmPrefetch(transcript.text, lambda: self._llm_items(messages), self.tasks)
+                speculation.prefetch = LlmPrefetch(
+                    transcript.text,
+                    lambda: generate(self.chains.llm, messages, self.settings.llm_max_tokens),
+                    self.tasks,
+                )
         return Heard(role, score, transcript)
 
     async def _transcribe(self) -> None:
@@ -341,44 +341,23 @@ class Pipeline:
 
     async def _answer(self, question: Question) -> None:
         messages = self._messages(question.text, question.commentary, question.said_at)
-        answer = None
-        writing = None  # the parser of the engine that is writing the answer
-
-        def start_early(parser: ThesisStreamParser) -> None:
-            nonlocal answer, writing
-            if not self.settings.early_speech:
-                return
-            if answer is not None and writing is not None and parser is not writing:
-                answer.complete_early()  # its engine failed mid-thesis: what was said stands
-            writing = parser
-            if answer is None:
-                if head := speakable_head(parser.numbered_partial()):
-                    answer = self._take_over(question, lambda new: new.start_early(head, parser.lines_done))
-            else:
-                answer.early_progress(parser.numbered_partial(), parser.lines_done)
-
+        writer = ThesisWriter(question, self.chains.llm, self.settings, self.timeline)
         try:
-            theses = self._stream_theses(question, messages, [], question.cancellation, start_early)
-            async with aclosing(theses) as stream:
-                async for text in stream:
-                    if answer is None:
-                        answer = self._take_over(question, lambda new, text=text: new.add_thesis(text))
-                    else:
-                        answer.add_thesis(text)
+            await writer.write_answer(messages, lambda begin: self._take_over(question, writer, begin))
         finally:
             self.turns.answered(question.q)
             if question.prefetch is not None:
                 question.prefetch.cancel()  # a newer question took over: stop generating
-            if answer is not None:  # also when the stream failed: what was written stands
-                answer.round_done()
+            if writer.answer is not None:  # also when the stream failed: what was written stands
+                writer.answer.round_done()
             elif self.answer is not None:
                 self.answer.resume()  # no answer here: the current one may deepen again
-        if answer is None:
+        if writer.answer is None:
             log.info("no theses for %r (small talk, or the model found nothing to say)", question.text)
 
-    def _take_over(self, question: Question, begin: Callable[[Answer], object]) -> Answer:
+    def _take_over(self, question: Question, writer: ThesisWriter, begin: Callable[[Answer], object]) -> Answer:
         """The question has a non-empty answer: it replaces the previous one (6B)."""
-        old, self.answer = self.answer, Answer(question, self._answer_context)
+        old, self.answer = self.answer, Answer(question, self._answer_context, writer)
         begin(self.answer)
         if old is not None:
             old.cancel()
@@ -387,56 +366,6 @@ class Pipeline:
             if not old.plan.finished:
                 self._emit(Interrupted(old.q, question.q), question.anchor, question.utt, question.q)
         return self.answer
-
-    async def _stream_theses(
-        self,
-        question: Question,
-        messages: list[dict[str, str]],
-        already_said: list[str],
-        cancellation: Cancellation,
-        watch: Callable[[ThesisStreamParser], None] | None = None,
-    ) -> AsyncIterator[str]:
-        """Theses as they complete in the LLM chain's stream; stops early once `cancellation` is
-        set (a newer question takes the LLM's turn). `watch` sees the parser after every piece
-        (to start speaking a thesis early), and a new parser when an engine fails mid-answer and
-        the next one starts it again."""
-        parser, given = ThesisStreamParser(already_said), list(already_said)
-        prefetch = question.prefetch if not already_said else None
-        started = prefetch.started if prefetch else time.monotonic()
-        writer = None  # the engine whose text the parser holds
-        items = prefetch.items.stream() if prefetch else self._llm_items(messages)
-        async with aclosing(items) as stream:
-            async for item in stream:
-                if cancellation.cancelled:
-                    return
-                if isinstance(item, Skipped):
-                    self._emit_skip("llm", item, question.anchor, question.utt, question.q)
-                    if item.after_output:  # its partial text is void; the next engine starts over
-                        parser, writer = ThesisStreamParser(given), None
-                        if watch is not None:
-                            watch(parser)
-                    continue
-                if item.engine != writer:
-                    writer = item.engine
-                    ms = prefetch.first_output_ms.get(writer) if prefetch else None
-                    first_ms = milliseconds_since(started) if ms is None else ms
-                    self._emit(LlmFirstToken(writer, first_ms), question.anchor, question.utt, question.q)
-                for thesis in parser.feed(item.item):
-                    given.append(thesis)
-                    yield thesis
-                if watch is not None:
-                    watch(parser)
-        if prefetch is not None and prefetch.error is not None:
-            raise prefetch.error
-        if cancellation.cancelled:
-            return
-        for thesis in parser.finish():
-            yield thesis
-
-    def _llm_items(self, messages: list[dict[str, str]]) -> AsyncIterator[Output[str] | Skipped]:
-        """The LLM chain's text as it is generated, and its hand-overs. The embedded engine runs
-        one generation at a time on its own thread: answers and deepening take turns there."""
-        return self.chains.llm.stream(lambda llm: llm.stream(messages, self.settings.llm_max_tokens))
 
 
 def _speculation_failed(error: BaseException) -> None:

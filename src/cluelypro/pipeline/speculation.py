@@ -15,42 +15,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 from cluelypro.metrics.timeline import milliseconds_since
 from cluelypro.pipeline.fallback import Output
+from cluelypro.pipeline.frames import Heard
+from cluelypro.pipeline.growing import GrowingList
 from cluelypro.pipeline.tasks import TaskOwner
-
-T = TypeVar("T")
-
-
-class GrowingList(Generic[T]):
-    """Items that arrive over time; `stream()` replays those already there, then waits for more."""
-
-    def __init__(self) -> None:
-        self.items: list[T] = []
-        self.complete = False
-        self._grew = asyncio.Event()
-
-    def add(self, item: T) -> None:
-        self.items.append(item)
-        self._grew.set()
-
-    def finish(self) -> None:
-        self.complete = True
-        self._grew.set()
-
-    async def stream(self) -> AsyncIterator[T]:
-        position = 0
-        while True:
-            while position < len(self.items):
-                yield self.items[position]
-                position += 1
-            if self.complete:
-                return
-            self._grew.clear()
-            if position == len(self.items) and not self.complete:
-                await self._grew.wait()
 
 
 class LlmPrefetch:
@@ -85,23 +55,6 @@ class LlmPrefetch:
 
 def _never_raised(error: BaseException) -> None:
     raise AssertionError("LlmPrefetch._collect keeps its errors") from error
-
-
-@dataclass(frozen=True)
-class Transcript:
-    text: str
-    ms: int
-    engine: str
-    skipped: tuple = ()  # fallback.Skipped for each ASR engine that failed first
-
-
-@dataclass(frozen=True)
-class Heard:
-    """What the speaker gate and the recogniser made of an utterance."""
-
-    role: str  # "own" or "other"
-    score: float | None
-    transcript: Transcript | None  # None: own speech that the advance policy does not need
 
 
 @dataclass

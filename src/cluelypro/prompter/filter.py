@@ -6,8 +6,8 @@ Heuristic mode looks for a question mark, an interrogative word at the start of 
 so every form counts. An utterance made only of greetings, thanks, fillers and exam routine
 («Добрый день, присаживайтесь», «Так, хорошо», «Следующий вопрос») is small talk; any other
 imperative («Включи свет») is a command. A one-word follow-up counts when it carries a cue
-(«Почему?», «Объясните.»). LLM mode passes everything on: the thesis prompt answers nothing to
-small talk. Commentary mode also answers statements.
+(«Почему?», «Объясните.»). Mode "all" passes every utterance on to the answering LLM, whose thesis
+prompt answers nothing to small talk (the filter itself asks no LLM). Commentary mode also answers statements.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Literal
 
 from cluelypro.prompter.matcher import morph
 
-FilterMode = Literal["heuristic", "llm"]
+FilterMode = Literal["heuristic", "all"]
 
 INTERROGATIVE_LEMMAS = {
     "что",
@@ -382,7 +382,7 @@ def _is_small_talk(text: str) -> bool:
 
 class QuestionFilter:
     def __init__(self, mode: FilterMode = "heuristic", commentary: bool = False, min_words: int = 2) -> None:
-        if mode not in ("heuristic", "llm"):
+        if mode not in ("heuristic", "all"):
             raise ValueError(f"unknown question filter mode: {mode!r}")
         self.mode = mode
         self.commentary = commentary
@@ -393,8 +393,8 @@ class QuestionFilter:
         words = _words(text)
         if not words:
             return False, "empty"
-        if self.mode == "llm":
-            return True, "llm decides"
+        if self.mode == "all":
+            return True, "llm decides"  # the answering LLM: its prompt says nothing to small talk
         if _is_small_talk(text):
             return False, "small talk"
         if "?" in text:

@@ -4,12 +4,12 @@ The pipeline feeds it events — a thesis complete in the LLM stream (`add`), th
 generation round (`round_done`), the end of a playback (`spoken`), the user having said a thesis
 (`said_by_user`) — and asks it what to speak (`next_to_say`), how long it may sleep
 (`wait_hint`), what to synthesise ahead (`upcoming`) and when to ask the LLM for deeper theses
-(`needs_deepening`). Every time is a float in seconds passed in by the caller; nothing here
+(`deepening_due`, then `start_deepening`). Every time is a float in seconds passed in by the caller; nothing here
 sleeps, reads a clock or touches an engine.
 
 Rounds: round 0 is the answer itself, open from the start; the pipeline closes it with
-`round_done()` when the LLM stream ends. Deepening round d (1 ≤ d ≤ max_depth) opens when
-`needs_deepening()` returns True and closes with `round_done()`; a round that added nothing new
+`round_done()` when the LLM stream ends. Deepening round d (1 ≤ d ≤ max_depth) opens with
+`start_deepening()` once `deepening_due()` and closes with `round_done()`; a round that added nothing new
 ends the deepening. A round cut short (`round_cut()`, a newer question took the LLM) does not.
 """
 
@@ -75,12 +75,12 @@ class ThesisPlan:
         no_more_rounds = self._exhausted or self.depth >= self.max_depth
         return not self._round_open and no_more_rounds and self._playing is None and self.current() is None
 
-    def add(self, text: str, depth: int | None = None) -> PlannedThesis | None:
+    def add(self, text: str) -> PlannedThesis | None:
         """Append a thesis of the open round; an empty one or a repeat of an earlier one is dropped."""
         text = text.strip()
         if not text or any(self._duplicate(text, earlier.text) for earlier in self._theses):
             return None
-        thesis = PlannedThesis(self.q, len(self._theses) + 1, text, self.depth if depth is None else depth)
+        thesis = PlannedThesis(self.q, len(self._theses) + 1, text, self.depth)
         self._theses.append(thesis)
         self._round_added += 1
         return thesis
@@ -134,16 +134,20 @@ class ThesisPlan:
         self._finish(index)
         return current is not None and current.index == index
 
-    def needs_deepening(self) -> bool:
-        """True once per round when the plan is about to run out: opens deepening round `depth`."""
+    def deepening_due(self) -> bool:
+        """Whether the plan is about to run out, so the LLM should be asked for deeper theses
+        (at most once per round: not while a round is open)."""
         if self._round_open or self._exhausted or self.depth >= self.max_depth:
             return False
-        if len(self._theses) - len(self._done) > self.deepen_when_left:
-            return False
+        return len(self._theses) - len(self._done) <= self.deepen_when_left
+
+    def start_deepening(self) -> None:
+        """Open deepening round `depth + 1`; only when `deepening_due()`."""
+        if not self.deepening_due():
+            raise RuntimeError("no deepening round is due")
         self.depth += 1
         self._round_open = True
         self._round_added = 0
-        return True
 
     def round_done(self) -> None:
         """The open round (the answer or a deepening) finished streaming."""

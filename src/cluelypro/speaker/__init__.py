@@ -5,18 +5,17 @@ from cluelypro.speaker.campplus import CamPlusEmbedder
 from cluelypro.speaker.enroll import (
     ENROLL_TEXT,
     MIN_VOICED_S,
-    SpeakerGate,
     build_profile,
     enrollment_warning,
     voiced_audio,
 )
+from cluelypro.speaker.gate import SpeakerGate
 from cluelypro.speaker.profiles import (
     ProfileError,
     VoiceProfile,
     active_profile_name,
     delete_profile,
     list_profiles,
-    load_active_profile,
     load_profile,
     save_profile,
     set_active,
@@ -35,7 +34,6 @@ __all__ = [
     "delete_profile",
     "enrollment_warning",
     "list_profiles",
-    "load_active_profile",
     "load_profile",
     "save_profile",
     "set_active",

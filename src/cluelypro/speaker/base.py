@@ -28,3 +28,17 @@ class SpeakerEmbedder(Protocol):
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         """L2-normalised float32 embedding of float32 mono 16 kHz audio in [-1, 1]."""
+
+
+def l2_normalised(vector: np.ndarray) -> np.ndarray:
+    """`vector` as flat float32 of length 1 — how every embedding and profile is compared.
+
+    A zero (or non-finite) vector has no direction, so it raises ValueError rather than
+    becoming zeros (which would score 0 against every voice) or NaN (which would poison a
+    profile): the speaker gate reports the failure and counts the voice as the other speaker's.
+    """
+    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+    norm = float(np.linalg.norm(vector))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise ValueError("the speaker embedding is zero or not finite")
+    return vector / norm

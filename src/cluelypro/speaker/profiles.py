@@ -220,10 +220,6 @@ def set_active(name: str) -> None:
     write_atomically(profiles_dir() / ACTIVE_FILE, name + "\n")
 
 
-def clear_active() -> None:
-    (profiles_dir() / ACTIVE_FILE).unlink(missing_ok=True)
-
-
 def active_profile_name() -> str | None:
     """The active profile's name, or None if none is set or its file is gone."""
     active = profiles_dir() / ACTIVE_FILE
@@ -234,9 +230,3 @@ def active_profile_name() -> str | None:
     if not name or not _NAME.match(name) or not (profiles_dir() / f"{name}.json").is_file():
         return None
     return name
-
-
-def load_active_profile(embedder: object | None = None) -> VoiceProfile | None:
-    """The active profile (checked against `embedder` if given), or None if none is active."""
-    name = active_profile_name()
-    return load_profile(name, embedder) if name else None

@@ -7,6 +7,7 @@ from typing import Protocol
 import numpy as np
 
 from cluelypro.config import SAMPLE_RATE
+from cluelypro.engine_names import VadEngineName
 
 
 class SpeechDetector(Protocol):
@@ -62,7 +63,7 @@ class WebRtcDetector:
         self._vad = webrtcvad.Vad(self._aggressiveness)
 
 
-def make_detector(engine: str, webrtc_aggressiveness: int = 2) -> SpeechDetector:
+def make_detector(engine: VadEngineName, webrtc_aggressiveness: int = 2) -> SpeechDetector:
     if engine == "silero":
         return SileroDetector()
     if engine == "webrtc":

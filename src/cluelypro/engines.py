@@ -9,19 +9,27 @@ missing cloud provider never loses a question.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from cluelypro.asr.base import SpeechRecognizer
 from cluelypro.cloud import CLOUD_INSTALL_HINT
 from cluelypro.config import Settings
+from cluelypro.engine_names import (
+    EMBEDDED,
+    STAGES,
+    AsrEngineName,
+    LlmEngineName,
+    SpeakerEngineName,
+    Stage,
+    TtsEngineName,
+)
 from cluelypro.llm.base import ThesisLLM
 from cluelypro.packaged import ModelUnavailableError, ProgressCallback
 from cluelypro.speaker.base import SpeakerEmbedder
 from cluelypro.tts.base import SpeechSynthesizer
 from cluelypro.vad.engines import SpeechDetector, make_detector
-
-EMBEDDED = {"llm": "local", "asr": "local", "tts": "rhvoice"}
 
 
 class EngineUnavailable(Exception):
@@ -30,7 +38,7 @@ class EngineUnavailable(Exception):
 
 @dataclass(frozen=True)
 class LeftOut:
-    stage: str  # "llm", "asr" or "tts"
+    stage: Stage
     engine: str
     reason: str
 
@@ -165,27 +173,37 @@ def _google_tts(s: Settings) -> SpeechSynthesizer:
     )
 
 
-FACTORIES: dict[str, dict[str, Callable[[Settings], object]]] = {
-    "llm": {
-        "local": _local_llm,
-        "cerebras": _cerebras,
-        "gemini": _gemini,
-        "openai": _openai_llm,
-        "compatible": _compatible_llm,
-    },
-    "asr": {"local": _local_asr, "openai": _openai_asr},
-    "tts": {"rhvoice": _rhvoice, "openai": _openai_tts, "google": _google_tts},
+LLM_FACTORIES: dict[LlmEngineName, Callable[[Settings], ThesisLLM]] = {
+    "local": _local_llm,
+    "cerebras": _cerebras,
+    "gemini": _gemini,
+    "openai": _openai_llm,
+    "compatible": _compatible_llm,
+}
+ASR_FACTORIES: dict[AsrEngineName, Callable[[Settings], SpeechRecognizer]] = {
+    "local": _local_asr,
+    "openai": _openai_asr,
+}
+TTS_FACTORIES: dict[TtsEngineName, Callable[[Settings], SpeechSynthesizer]] = {
+    "rhvoice": _rhvoice,
+    "openai": _openai_tts,
+    "google": _google_tts,
+}
+FACTORIES: dict[Stage, Mapping[Any, Callable[[Settings], object]]] = {
+    "llm": LLM_FACTORIES,
+    "asr": ASR_FACTORIES,
+    "tts": TTS_FACTORIES,
 }
 
 
-def chain_names(settings: Settings, stage: str) -> list[str]:
+def chain_names(settings: Settings, stage: Stage) -> list[str]:
     """The configured chain of a stage, with the embedded engine at its end."""
     names = {"llm": settings.use_llm_engine, "asr": settings.asr_engine, "tts": settings.use_tts_engine}[stage]
     embedded = EMBEDDED[stage]
     return [*names, embedded] if embedded not in names else list(names)
 
 
-def chain_members(settings: Settings, stage: str) -> list[tuple[str, object]]:
+def chain_members(settings: Settings, stage: Stage) -> list[tuple[str, object]]:
     """Each engine name of a stage's chain with its engine object, or a `LeftOut` saying why not."""
     members: list[tuple[str, object]] = []
     for name in chain_names(settings, stage):
@@ -200,7 +218,7 @@ def chain_members(settings: Settings, stage: str) -> list[tuple[str, object]]:
     return members
 
 
-def build_chain(settings: Settings, stage: str) -> tuple[list, list[LeftOut]]:
+def build_chain(settings: Settings, stage: Stage) -> tuple[list, list[LeftOut]]:
     """The usable engines of a stage's chain, and the ones left out with the reason."""
     members = [member for _, member in chain_members(settings, stage)]
     return [m for m in members if not isinstance(m, LeftOut)], [m for m in members if isinstance(m, LeftOut)]
@@ -208,7 +226,7 @@ def build_chain(settings: Settings, stage: str) -> tuple[list, list[LeftOut]]:
 
 def build_engines(settings: Settings, speaker_gate: bool = False) -> Engines:
     """Engine objects for the configured choices; nothing heavy happens until `load_engines`."""
-    chains = {stage: build_chain(settings, stage) for stage in ("asr", "llm", "tts")}
+    chains = {stage: build_chain(settings, stage) for stage in STAGES}
     return Engines(
         detector=make_detector(settings.vad_engine, settings.webrtc_aggressiveness),
         recognizers=chains["asr"][0],
@@ -219,11 +237,15 @@ def build_engines(settings: Settings, speaker_gate: bool = False) -> Engines:
     )
 
 
-def make_embedder(engine: str) -> SpeakerEmbedder:
+def make_embedder(engine: SpeakerEngineName) -> SpeakerEmbedder:
     from cluelypro.speaker.campplus import CamPlusEmbedder
     from cluelypro.speaker.downloadable import EcapaEmbedder, Eres2NetV2Embedder
 
-    embedders = {"campplus": CamPlusEmbedder, "ecapa": EcapaEmbedder, "eres2netv2": Eres2NetV2Embedder}
+    embedders: dict[SpeakerEngineName, type] = {
+        "campplus": CamPlusEmbedder,
+        "ecapa": EcapaEmbedder,
+        "eres2netv2": Eres2NetV2Embedder,
+    }
     return embedders[engine]()
 
 
@@ -249,7 +271,12 @@ def load_engines(engines: Engines, report: StepReporter) -> float:
 
 
 def _drop(engines: Engines, engine: object, reason: str) -> None:
-    for stage, chain in (("asr", engines.recognizers), ("llm", engines.llms), ("tts", engines.synthesizers)):
+    chains: tuple[tuple[Stage, list], ...] = (
+        ("asr", engines.recognizers),
+        ("llm", engines.llms),
+        ("tts", engines.synthesizers),
+    )
+    for stage, chain in chains:
         if engine in chain:
             chain.remove(engine)
             engines.left_out.append(LeftOut(stage, engine.name, reason))
