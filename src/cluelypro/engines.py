@@ -270,7 +270,9 @@ def load_engines(engines: Engines, report: StepReporter) -> float:
     return time.monotonic() - started
 
 
-def _drop(engines: Engines, engine: object, reason: str) -> None:
+def _drop(
+    engines: Engines, engine: SpeechRecognizer | ThesisLLM | SpeechSynthesizer | SpeakerEmbedder, reason: str
+) -> None:
     chains: tuple[tuple[Stage, list], ...] = (
         ("asr", engines.recognizers),
         ("llm", engines.llms),

@@ -97,23 +97,26 @@ class TrackEarpiece:
 
     def _mix(self, first: int, chunk: np.ndarray) -> None:
         """Add `chunk` to the track from sample `first` (an interrupted answer may overlap it)."""
+        samples = self._samples
+        assert samples is not None, "only a kept track is mixed"
         mixed = np.array(chunk, dtype="<f4")
-        self._samples.seek(4 * first)
-        heard = np.frombuffer(self._samples.read(4 * len(mixed)), "<f4")  # shorter past the end
+        samples.seek(4 * first)
+        heard = np.frombuffer(samples.read(4 * len(mixed)), "<f4")  # shorter past the end
         mixed[: len(heard)] += heard
-        self._samples.seek(4 * first)
-        self._samples.write(mixed.tobytes())
+        samples.seek(4 * first)
+        samples.write(mixed.tobytes())
 
     def _rendered(self) -> Iterator[np.ndarray]:
         """The track in blocks of RENDER_SAMPLES, at least `length` samples long."""
-        recorded = 0 if self._samples is None else self._samples.seek(0, os.SEEK_END) // 4
+        samples = self._samples
+        recorded = 0 if samples is None else samples.seek(0, os.SEEK_END) // 4
         length = max(self._length, recorded)
-        if self._samples is not None:
-            self._samples.seek(0)
+        if samples is not None:
+            samples.seek(0)
         for first in range(0, length, self.RENDER_SAMPLES):
             block = np.zeros(min(self.RENDER_SAMPLES, length - first), np.float32)
-            if first < recorded:
-                stored = np.frombuffer(self._samples.read(4 * len(block)), "<f4")
+            if samples is not None and first < recorded:
+                stored = np.frombuffer(samples.read(4 * len(block)), "<f4")
                 block[: len(stored)] = stored
             yield block
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
 
 import numpy as np
@@ -17,7 +17,7 @@ from cluelypro.metrics.timeline import Clock
 log = logging.getLogger(__name__)
 
 
-async def replay_file(blocks: Iterable[np.ndarray], clock: Clock) -> AsyncIterator[np.ndarray]:
+async def replay_file(blocks: Iterable[np.ndarray], clock: Clock) -> AsyncGenerator[np.ndarray, None]:
     """Yield 16 kHz blocks — a file streamed by `audio.io.stream_audio`, or `audio.io.in_blocks` of
     samples in memory: in real time (each block when its last sample 'arrives'), or with
     `clock.fast` as fast as the pipeline takes them."""
@@ -34,7 +34,7 @@ async def replay_file(blocks: Iterable[np.ndarray], clock: Clock) -> AsyncIterat
 
 async def capture_microphone(
     clock: Clock, device: str | int | None = None, max_backlog_s: float = 10.0, *, on_device: DeviceCallback
-) -> AsyncIterator[np.ndarray]:
+) -> AsyncGenerator[np.ndarray, None]:
     """Yield 16 kHz blocks from a microphone until cancelled.
 
     The device callback only hands blocks to the event loop; if the pipeline ever falls
@@ -111,6 +111,7 @@ class _Resampler:
             return block
         if rate != self._rate:
             self._rate, self._stream = rate, soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
+        assert self._stream is not None
         return self._stream.resample_chunk(block)
 
 

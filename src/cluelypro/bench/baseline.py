@@ -48,7 +48,8 @@ def sequential_run(audio: np.ndarray, engines: Engines, settings: Settings) -> B
     engines.detector.reset()
     engines.llm.warm_up()  # the same prefix cache as a pipelined run starts with
     language = settings.asr_language
-    question, heard = None, []
+    question = None
+    heard: list[str] = []
     for utterance in utterances(audio, engines, settings):
         text, asr_s = _timed(lambda audio=utterance.audio: engines.recognizer.transcribe(audio))
         if not text:

@@ -179,8 +179,9 @@ def recordings_table(summary: dict[str, Any], heard: bool = True) -> Table:
 def overall_table(summary: dict[str, Any]) -> Table:
     runs = f"{summary['answered_runs']} answered runs of {summary['runs']}"
     table = Table(title=f"Overall: seconds after end of speech ({runs})", title_justify="left")
-    for column, justify in (("stage", "left"), ("p50", "right"), ("p95", "right")):
-        table.add_column(column, justify=justify)
+    table.add_column("stage", justify="left")
+    table.add_column("p50", justify="right")
+    table.add_column("p95", justify="right")
     for name, _, _ in MILESTONES[:-1]:
         table.add_row(MILESTONE_LABELS[name], _s(summary["stages"][name]["p50"]), _s(summary["stages"][name]["p95"]))
     v2v = summary["voice_to_voice"]

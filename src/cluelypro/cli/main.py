@@ -101,6 +101,7 @@ class Session:
             self.startup_s = load_engines(self.engines, report)
         ui.print_left_out(self.engines.left_out)
         if self.profile is not None:
+            assert self.engines.embedder is not None, "built with the speaker gate"
             self.gate = SpeakerGate(self.engines.embedder, self.profile, self.settings.voice_threshold)
             ui.errors.print(f"voice profile [bold]{escape(self.profile.name)}[/], threshold {self.gate.threshold:.2f}")
         else:

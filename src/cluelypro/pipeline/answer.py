@@ -168,10 +168,11 @@ class Answer:
         parser dropped that line (a heading over sub-items, "…, включая:"; `text` None) or the
         stream ended (None too), the line as written so far completes the head; a `text` that does
         not go on from the head is the next thesis."""
+        assert self._head is not None, "only a thesis started early is completed"
         index, head = self._head
         self._head = None
         continues = text is not None and _starts_with_words(text, head)
-        spoken = text if continues else _heading_thesis(self._head_partial, head)
+        spoken = text if text is not None and continues else _heading_thesis(self._head_partial, head)
         thesis = self.plan.revise(index, spoken)
         self._emit(Thesis(index, thesis.text, thesis.depth))
         rest = " ".join(spoken.split()[len(head.split()) :])
@@ -250,6 +251,7 @@ class Answer:
                         if item.engine != voice:
                             voice = item.engine
                             resampler = soxr.ResampleStream(rates[voice], SAMPLE_RATE, 1, dtype="float32")
+                        assert resampler is not None, "made at the first item of each voice"
                         if not audio.chunks:
                             self._emit(TtsFirstAudio(index, voice))
                         audio.add(resampler.resample_chunk(item.item))

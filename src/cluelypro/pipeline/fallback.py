@@ -253,7 +253,7 @@ def first_answering(
     engines: Sequence[E],
     open_stream: Callable[[E], Iterator[T]],
     budget_s: float | None,
-) -> AsyncIterator[Output[T] | Skipped]:
+) -> AsyncGenerator[Output[T] | Skipped, None]:
     """One request through a fresh chain of `engines` (no breaker memory between calls)."""
     return EngineChain(stage, engines, ChainPolicy(budget_s)).stream(open_stream)
 

@@ -4,7 +4,7 @@ question, a thesis's audio growing while TTS runs (and replayed for repeats)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -26,7 +26,7 @@ class GrowingList(Generic[T]):
         self.complete = True
         self._grew.set()
 
-    async def stream(self) -> AsyncIterator[T]:
+    async def stream(self) -> AsyncGenerator[T, None]:
         position = 0
         while True:
             while position < len(self.items):

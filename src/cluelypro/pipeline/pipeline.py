@@ -207,6 +207,7 @@ class Pipeline:
             return
         if self._segments.full():  # live capture never waits: drop the oldest utterance
             dropped = self._segments.get_nowait()
+            assert dropped is not END, "nothing follows the end"
             if dropped.speculation is not None:
                 dropped.speculation.drop()
             self._emit(Error("asr", "ASR fell behind; utterance dropped"), segment.anchor, dropped.utterance.utt)
@@ -242,7 +243,8 @@ class Pipeline:
 
     async def _transcribe_one(self, segment: SpeechSegment) -> None:
         utterance, anchor, speculation = segment.utterance, segment.anchor, segment.speculation
-        heard = await (speculation.task if speculation is not None else self._hear(utterance.audio))
+        started = speculation.task if speculation is not None else None
+        heard = await (started if started is not None else self._hear(utterance.audio))
         self._emit(Speaker(heard.role, heard.score), anchor, utterance.utt)
         if heard.transcript is None:
             return
@@ -261,7 +263,7 @@ class Pipeline:
             if prefetch is not None:
                 prefetch.cancel()
             prefetch = None
-        if accepted:
+        if q is not None:
             self._next_q += 1
             question = Question(
                 q,

@@ -12,30 +12,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
 from cluelypro.metrics.timeline import milliseconds_since
-from cluelypro.pipeline.fallback import Output
+from cluelypro.pipeline.fallback import Output, Skipped
 from cluelypro.pipeline.frames import Heard
 from cluelypro.pipeline.growing import GrowingList
 from cluelypro.pipeline.tasks import TaskOwner
+
+LlmItem = Output[str] | Skipped  # what the LLM chain yields: text pieces and hand-overs
 
 
 class LlmPrefetch:
     """An LLM answer to `text`, running ahead of its question; adopted, or cancelled. Its items
     are what the LLM chain yields (text pieces and hand-overs); `error` is why it ended early."""
 
-    def __init__(self, text: str, items: Callable[[], AsyncIterator[object]], owner: TaskOwner) -> None:
+    def __init__(self, text: str, items: Callable[[], AsyncGenerator[LlmItem, None]], owner: TaskOwner) -> None:
         self.text = text
         self.started = time.monotonic()
-        self.items: GrowingList[object] = GrowingList()
+        self.items: GrowingList[LlmItem] = GrowingList()
         self.error: Exception | None = None
         self.first_output_ms: dict[str, int] = {}  # engine → its time to first token
         self._task = owner.spawn(self._collect(items), on_failure=_never_raised, name="llm-prefetch")
 
-    async def _collect(self, items: Callable[[], AsyncIterator[object]]) -> None:
+    async def _collect(self, items: Callable[[], AsyncGenerator[LlmItem, None]]) -> None:
         try:
             # aclosing: a cancelled prefetch must wait for its generation thread to stop before
             # anything else may use the model

@@ -10,7 +10,7 @@ and asks it for each deepening round itself, so deepening never calls back into 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
@@ -18,8 +18,9 @@ from cluelypro.config import Settings
 from cluelypro.llm.thesis_parser import ThesisStreamParser, speakable_head
 from cluelypro.metrics.events import LlmFirstToken, TimelineEvent
 from cluelypro.metrics.timeline import Timeline, milliseconds_since
-from cluelypro.pipeline.fallback import EngineChain, Output, Skipped
+from cluelypro.pipeline.fallback import EngineChain, Skipped
 from cluelypro.pipeline.frames import Question
+from cluelypro.pipeline.speculation import LlmItem
 from cluelypro.pipeline.turns import Cancellation
 
 if TYPE_CHECKING:  # the answer owns its writer
@@ -31,10 +32,15 @@ TakeOver = Callable[[Callable[["Answer"], object]], "Answer"]
 then retires the previous answer."""
 
 
-def generate(llm: EngineChain, messages: Messages, max_tokens: int) -> AsyncIterator[Output[str] | Skipped]:
+def generate(llm: EngineChain, messages: Messages, max_tokens: int) -> AsyncGenerator[LlmItem, None]:
     """The LLM chain's text as it is generated, and its hand-overs. The embedded engine runs
     one generation at a time on its own thread: answers and deepening take turns there."""
     return llm.stream(lambda engine: engine.stream(messages, max_tokens))
+
+
+def _adding(text: str) -> Callable[[Answer], object]:
+    """The take-over's first call: the new answer's first thesis."""
+    return lambda answer: answer.add_thesis(text)
 
 
 class ThesisWriter:
@@ -60,7 +66,7 @@ class ThesisWriter:
         async with aclosing(theses) as stream:
             async for text in stream:
                 if self.answer is None:
-                    self.answer = take_over(lambda new, text=text: new.add_thesis(text))
+                    self.answer = take_over(_adding(text))
                 else:
                     self.answer.add_thesis(text)
 
@@ -82,7 +88,7 @@ class ThesisWriter:
         already_said: list[str],
         cancellation: Cancellation,
         watch: Callable[[ThesisStreamParser], None] | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Theses as they complete in the LLM chain's stream; stops early once `cancellation` is
         set (a newer question takes the LLM's turn). `watch` sees the parser after every piece
         (to start speaking a thesis early), and a new parser when an engine fails mid-answer and

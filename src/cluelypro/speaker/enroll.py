@@ -96,7 +96,8 @@ def _windows(length: int, window: int) -> list[tuple[int, int]]:
 
 
 def _pieces(length: int) -> list[tuple[int, int]]:
-    pieces, start, index = [], 0, 0
+    pieces: list[tuple[int, int]] = []
+    start, index = 0, 0
     while True:
         size = round(PIECE_PATTERN_S[index % len(PIECE_PATTERN_S)] * SAMPLE_RATE)
         if start + size > length:
