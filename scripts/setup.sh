@@ -3,7 +3,8 @@
 # embedded models, and the native libraries it needs. Safe to run again: it skips what is done.
 #
 #   scripts/setup.sh          everything to run the prompter
-#   scripts/setup.sh --test   also what the test suite needs (PulseAudio for the live test)
+#   scripts/setup.sh --test   also what the test suite needs (PulseAudio for the live test,
+#                             Debian's Chromium for the web page's browser tests)
 #
 # RHVoice's libraries live in Debian's non-free component. They are downloaded with a private apt
 # configuration and unpacked into .venv/opt/rhvoice — the system's apt sources are not touched.
@@ -110,7 +111,7 @@ except ModelUnavailableError as error:
 step "system libraries"
 python3 -c "import ensurepip, venv" 2>/dev/null || apt_install python3-venv
 apt_install libportaudio2 ca-certificates
-[ $WITH_TEST -eq 1 ] && apt_install pulseaudio pulseaudio-utils libasound2-plugins
+[ $WITH_TEST -eq 1 ] && apt_install pulseaudio pulseaudio-utils libasound2-plugins chromium fonts-dejavu-core
 
 if [ ! -x "$VENV/bin/python" ]; then
   step "creating $VENV"
