@@ -263,6 +263,13 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, dotenv, toml)
 
 
+def validation_problems(error: Any) -> str:
+    """A pydantic ValidationError as one line: "FIELD: what is wrong; …" (no traceback)."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
+    )
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings from every source, with CLI flags (non-None `overrides`) on top. Their keys are
     registered for redaction from logs, events and errors."""

@@ -140,6 +140,11 @@ class DeviceEarpiece:
         self._output = WatchedStream("output", open_output_stream, self._fill, self._changed)
         self._output.open(device)  # a missing device fails now; the stream starts in `watch`
 
+    @property
+    def device_name(self) -> str:
+        """The output device's name (as PortAudio lists it)."""
+        return self._output.name
+
     async def watch(self) -> None:
         """Run the output until cancelled, beside the pipeline, checking on the device."""
         self._output.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
 
 import numpy as np
@@ -33,7 +33,12 @@ async def replay_file(blocks: Iterable[np.ndarray], clock: Clock) -> AsyncGenera
 
 
 async def capture_microphone(
-    clock: Clock, device: str | int | None = None, max_backlog_s: float = 10.0, *, on_device: DeviceCallback
+    clock: Clock,
+    device: str | int | None = None,
+    max_backlog_s: float = 10.0,
+    *,
+    on_device: DeviceCallback,
+    named: Callable[[str], None] | None = None,
 ) -> AsyncGenerator[np.ndarray, None]:
     """Yield 16 kHz blocks from a microphone until cancelled.
 
@@ -42,6 +47,7 @@ async def capture_microphone(
     A lost microphone is told to `on_device` and reopened (WatchedStream). Meanwhile silence is
     yielded, so input time (the samples yielded) keeps running with the clock: the segmenter
     ends an utterance the loss cut off, and what it stamps stays on the clock's timeline.
+    `named` is told the device's name once it is open (a dashboard shows it).
     """
     loop = asyncio.get_running_loop()
     blocks: asyncio.Queue[tuple[np.ndarray, int]] = asyncio.Queue()
@@ -58,6 +64,8 @@ async def capture_microphone(
 
     microphone = WatchedStream("input", open_input_stream, on_audio, on_device)
     microphone.open(device)
+    if named is not None:
+        named(microphone.name)
     to_16k = _Resampler()
     yielded, in_gap = 0, False  # samples yielded (16 kHz); silence is standing in for the microphone
     clock.restart()

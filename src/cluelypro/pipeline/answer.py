@@ -107,6 +107,7 @@ class Answer:
         self._head_partial = ""  # that thesis as far as the model has written it
         self._head_line = 0  # the stream's line it is written on
         self._head_synthesis: asyncio.Task | None = None
+        self._cut = False  # the thesis playing was skipped: its playback ends at the next chunk
         self.speaker = self._spawn(self._speak(), "playback")
 
     @property
@@ -201,6 +202,26 @@ class Answer:
             self._emit(Matched(current.index, method))
             self._changed.set()
 
+    def repeat_now(self) -> PlannedThesis | None:
+        """Say the last thesis again now (a user's request); None if none was spoken yet."""
+        thesis = self.plan.repeat_now()
+        if thesis is not None:
+            if self.speaker.done():  # everything had been said: speak again
+                self.speaker = self._spawn(self._speak(), "playback")
+            self._changed.set()
+        return thesis
+
+    def skip(self) -> PlannedThesis | None:
+        """Go on to the next thesis now (a user's request): the one playing is cut off."""
+        playing = self.plan.playing
+        thesis = self.plan.skip()
+        if thesis is not None:
+            if playing == thesis.index:
+                self._cut = True
+                self.context.earpiece.stop()
+            self._changed.set()
+        return thesis
+
     def wind_down(self) -> None:
         """The input has ended: say what is planned once more at most, and stop deepening."""
         self.plan.wind_down()
@@ -288,8 +309,11 @@ class Answer:
         """Play the thesis's audio as it arrives; `playback_end` tells how long playback stalled
         waiting for audio (a thesis spoken while the LLM is still writing it)."""
         earpiece, start, end, stall = self.context.earpiece, None, self.now(), 0.0
+        self._cut = False
         try:
             async for chunk in self._audio[thesis.index].stream():
+                if self._cut:
+                    break
                 chunk_start, chunk_end = await earpiece.play(chunk, self.now())
                 if start is None:
                     start = chunk_start

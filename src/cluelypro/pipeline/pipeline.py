@@ -85,6 +85,7 @@ class Pipeline:
         timeline: Timeline,
         earpiece: Earpiece,
         gate: SpeakerGate | None = None,
+        chains: StageChains | None = None,
     ) -> None:
         self.settings = settings
         self.gate = gate
@@ -103,7 +104,7 @@ class Pipeline:
             deque()
         )  # (end time, text) of the other speaker, within the context window
         self.filter = QuestionFilter(settings.question_filter_mode, commentary=settings.commentary_mode)
-        self.chains = StageChains(settings, engines)
+        self.chains = chains or StageChains(settings, engines)  # a server keeps them across restarts
         self.turns = LlmTurns(newer_question_cuts_answers=not clock.fast)
         self.tasks = TaskOwner("pipeline")
         self.answer: Answer | None = None
@@ -111,6 +112,25 @@ class Pipeline:
         self._asr_lock = asyncio.Lock()  # the recogniser serves one call at a time
         self._speculation: Speculation | None = None  # on the current utterance's last pause
         self._detector_failing = False
+        self.answering = True  # False: listening is stopped, questions are not answered
+
+    def apply_settings(self, settings: Settings) -> None:
+        """New settings (a dashboard's edit): the filter and the plan policy apply from the next
+        question; the stage chains, the segmenter and the echo gate keep theirs."""
+        self.settings = settings
+        self.filter = QuestionFilter(settings.question_filter_mode, commentary=settings.commentary_mode)
+        self._answer_context.settings = settings
+
+    def hush(self) -> None:
+        """Listening stops: the answer being spoken ends now, every LLM round under way stops,
+        and questions already heard are not answered (until `answering` is set again)."""
+        self.answering = False
+        self.turns.cut_all()
+        old, self.answer = self.answer, None
+        if old is not None:
+            old.cancel()
+            self.tasks.spawn(old.closed(), on_failure=lambda error: None, name=f"close-answer-{old.q}")
+        self.earpiece.stop()
 
     async def run(self, source: AsyncIterator[np.ndarray]) -> None:
         """Process `source` to its end (or until cancelled), then let every answer finish."""
@@ -333,6 +353,11 @@ class Pipeline:
 
     async def _generate(self) -> None:
         while (question := await self._questions.get()) is not END:
+            if not self.answering:  # heard before listening stopped: left unanswered
+                self.turns.answered(question.q)
+                if question.prefetch is not None:
+                    question.prefetch.cancel()
+                continue
             try:
                 await self._answer(question)
             except Exception as error:

@@ -48,6 +48,11 @@ class LlmTurns:
         self._rounds.append(answer)
         return answer.token
 
+    def cut_all(self) -> None:
+        """Listening stopped: every round under way stops at its next step."""
+        for running in self._rounds:
+            running.token.cancel()
+
     def answered(self, q: int) -> None:
         """The answer round of question `q` is over (with or without theses)."""
         self._rounds = [r for r in self._rounds if r.deepening or r.q != q]

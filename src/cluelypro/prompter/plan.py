@@ -64,6 +64,9 @@ class ThesisPlan:
         self._round_open = True
         self._round_added = 0
         self._exhausted = False
+        self._last_spoken: int | None = None  # the thesis whose playback ended last
+        self._again: int | None = None  # a thesis to say once more now (`repeat_now`)
+        self._replaying = False  # the thesis playing is such a repeat
 
     @property
     def theses(self) -> tuple[PlannedThesis, ...]:
@@ -73,7 +76,8 @@ class ThesisPlan:
     def finished(self) -> bool:
         """Nothing left to say and nothing more to come."""
         no_more_rounds = self._exhausted or self.depth >= self.max_depth
-        return not self._round_open and no_more_rounds and self._playing is None and self.current() is None
+        idle = self._playing is None and self._again is None
+        return not self._round_open and no_more_rounds and idle and self.current() is None
 
     def add(self, text: str) -> PlannedThesis | None:
         """Append a thesis of the open round; an empty one or a repeat of an earlier one is dropped."""
@@ -98,8 +102,16 @@ class ThesisPlan:
         """The current thesis and the ones after it, for synthesis ahead of playback."""
         return [t for t in self._theses if t.index not in self._done][:count]
 
+    @property
+    def playing(self) -> int | None:
+        """The index of the thesis playing now, if one is."""
+        return self._playing
+
     def next_to_say(self, now: float) -> PlannedThesis | None:
         """The thesis to play now (it counts as playing until `spoken`), or None."""
+        if self._again is not None and self._playing is None:
+            self._playing, self._again, self._replaying = self._again, None, True
+            return self._theses[self._playing - 1]
         thesis = self.current()
         if self._playing is not None or thesis is None or self._interval_left(now) > 0:
             return None
@@ -108,7 +120,11 @@ class ThesisPlan:
 
     def wait_hint(self, now: float) -> float | None:
         """Seconds until `next_to_say` can return a thesis; None: only an event can change that."""
-        if self._playing is not None or self.current() is None:
+        if self._playing is not None:
+            return None
+        if self._again is not None:
+            return 0.0
+        if self.current() is None:
             return None
         return self._interval_left(now)
 
@@ -116,14 +132,39 @@ class ThesisPlan:
         """The playback of thesis `index` ended at `now` (a stale index is ignored)."""
         if index != self._playing:
             return
-        self._playing = None
+        self._playing, self._last_spoken = None, index
         current = self.current()
+        if self._replaying:  # said again on request: it does not count as one of its plays
+            self._replaying = False
+            if current is not None and current.index == index:
+                self._last_end = now
+            return
         if current is None or current.index != index:
             return
         self._plays += 1
         self._last_end = now
         if self.policy == "repeat" and self._plays >= self.repeats:
             self._finish(index)
+
+    def repeat_now(self) -> PlannedThesis | None:
+        """The user asked to hear the last thesis again: the one playing, else the one spoken
+        last, is said next, without waiting for its interval and without counting as one of its
+        plays. None when nothing has been spoken yet."""
+        index = self._playing if self._playing is not None else self._last_spoken
+        if index is None:
+            return None
+        self._again = index
+        return self._theses[index - 1]
+
+    def skip(self) -> PlannedThesis | None:
+        """The user asked for the next thesis: the current one is done (said or not). Returns the
+        thesis skipped, or None when there is no current thesis."""
+        current = self.current()
+        if current is None:
+            return None
+        self._again = None
+        self._finish(current.index)
+        return current
 
     def said_by_user(self, index: int) -> bool:
         """The user said thesis `index`: it is never spoken again. True when that advanced the

@@ -80,6 +80,18 @@ class RhVoiceSynthesizer:
         if progress:
             progress(1, 1)
 
+    def installed_voices(self) -> list[str]:
+        """The names of the voices RHVoice has here (loads the library if needed)."""
+        self.load()
+        return sorted(self._tts.voices)
+
+    def use(self, voice: str, speed: float) -> None:
+        """Speak with `voice` at `speed` from the next synthesis on (a setting changed while
+        running); the voice must be installed."""
+        if voice not in self.installed_voices():
+            raise ValueError(f"RHVoice has no voice {voice!r}; available: {', '.join(self.installed_voices())}")
+        self.voice, self.speed, self.name = voice, speed, f"rhvoice:{voice}"
+
     def warm_up(self) -> None:
         for _ in self.synthesize("Прогрев синтеза речи."):
             pass

@@ -1,0 +1,1 @@
+"""`cluelypro serve`: the web dashboard and the browser client (issue 11)."""
