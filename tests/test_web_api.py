@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +36,9 @@ from cluelypro.config import SAMPLE_RATE, Settings
 from cluelypro.engines import Engines
 from cluelypro.metrics.timeline import Clock, Timeline
 from cluelypro.speaker.profiles import VoiceProfile, save_profile
-from cluelypro.web.app import create_app
+from cluelypro.web.app import serve_in_thread
 from cluelypro.web.browser_audio import MAX_FRAME_BYTES, to_pcm16
-from cluelypro.web.runtime import QuietServer, Route, WebPrompter, server_config
+from cluelypro.web.runtime import Route, WebPrompter
 from cluelypro.web.security import COOKIE, Policy, ensure_certificate
 from conftest import RU_AUDIO
 from harness.engines import (
@@ -80,30 +79,6 @@ def make_prompter(route: Route | None = None, events: Path | None = None, **over
     )
     clock = Clock()
     return WebPrompter(settings, engines, clock, Timeline(events), route, detector=ScriptedDetector)
-
-
-@contextmanager
-def running(prompter: WebPrompter, policy: Policy | None = None) -> Iterator[str]:
-    """The server on 127.0.0.1:<free port> in a thread of its own; yields its base URL."""
-    policy = policy or Policy(loopback=True)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    port = listener.getsockname()[1]
-    server = QuietServer(server_config(create_app(prompter, policy), "127.0.0.1", port, None))
-    thread = threading.Thread(target=asyncio.run, args=(prompter.run(server, [listener]),), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listener.close()
-        assert not thread.is_alive(), "the server did not stop"
 
 
 def seen(text: str) -> str:
@@ -206,7 +181,7 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     """A question asked through /ws/audio; once its answer plays, a second question interrupts it."""
     events_path = tmp_path_factory.mktemp("web") / "events.jsonl"
     prompter = make_prompter(events=events_path)
-    with running(prompter) as base:
+    with serve_in_thread(prompter) as base:
         watcher = Watcher(base)
         watcher.start_watching()
         got: dict[str, Any] = {"base": base, "events_path": events_path, "pcm": [], "after_flush": []}
@@ -296,7 +271,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("data")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CLUELYPRO_DATA_DIR", str(data))
-        with running(make_prompter()) as base:
+        with serve_in_thread(make_prompter()) as base:
             yield base
 
 
@@ -443,7 +418,7 @@ def test_audio_socket_limits_close_only_that_socket(server: str) -> None:
 def test_audio_socket_outside_browser_mode_is_closed_4400() -> None:
     clock = Clock()
     route = Route("input", lambda: _silence(), TrackEarpiece(clock, 0, keep=False))
-    with running(make_prompter(route)) as base, connect(ws_url(base, "/ws/audio")) as socket_:
+    with serve_in_thread(make_prompter(route)) as base, connect(ws_url(base, "/ws/audio")) as socket_:
         assert close_code(socket_) == (4400, "not in browser mode")
         assert call("GET", base + "/api/status").json()["mode"] == "input"
 
@@ -474,7 +449,7 @@ def test_host_header_must_be_loopback_and_origin_must_match(server: str) -> None
 def test_off_loopback_every_request_needs_the_token() -> None:
     token = "tok-" + "x" * 30
     policy = Policy(loopback=False, token=token)
-    with running(make_prompter(), policy) as base:
+    with serve_in_thread(make_prompter(), policy) as base:
         assert call("GET", base + "/api/status").status_code == 401
         assert call("GET", base + "/api/status?token=wrong").status_code == 401
         assert call("GET", base + "/api/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -582,7 +557,7 @@ def test_enrol_through_the_api_with_the_real_campplus(tmp_path: Path, monkeypatc
     prompter._detector = lambda: make_detector("silero")
     clips = sorted(RU_AUDIO.glob("golos_*.wav"))
     reading = np.concatenate([read_audio(clip) for clip in clips])  # ≥ 12 s voiced (not one voice,
-    with running(prompter) as base:  # so the spread is wide: a warning is fine)
+    with serve_in_thread(prompter) as base:  # so the spread is wide: a warning is fine)
         enrolled = call("POST", base + "/api/profiles/reader/enrol", content=_wav(reading), timeout=120)
         assert enrolled.status_code == 200, enrolled.text
         assert enrolled.json()["name"] == "reader"

@@ -33,6 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket as sockets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +50,7 @@ from cluelypro.secrets import redact
 from cluelypro.speaker.enroll import ENROLL_TEXT
 from cluelypro.web.browser_audio import Refused
 from cluelypro.web.fanout import FanoutClosed, TooSlow
-from cluelypro.web.runtime import Invalid, NotApplicable, Unknown, WebPrompter, wav_to_16k
+from cluelypro.web.runtime import Invalid, NotApplicable, QuietServer, Unknown, WebPrompter, server_config, wav_to_16k
 from cluelypro.web.security import Guard, Policy
 
 STATIC = Path(__file__).parent / "static"
@@ -181,8 +186,9 @@ def create_app(prompter: WebPrompter, policy: Policy) -> Any:
                 await socket.send_text(line)
             client.backlog = []
             while True:
-                message, _ = await client.next()
+                message, emitted = await client.next()
                 await socket.send_text(message)
+                client.delays.append(time.monotonic() - emitted)
 
         try:
             await _until_disconnected(socket, send_all())
@@ -235,3 +241,30 @@ async def _close(socket: WebSocket, code: int, reason: str) -> None:
             await socket.close(code, reason)
         except (RuntimeError, OSError):
             pass
+
+
+@contextmanager
+def serve_in_thread(prompter: WebPrompter, policy: Policy | None = None) -> Iterator[str]:
+    """The server on 127.0.0.1:<a free port> in a thread of its own (tests, measurements);
+    yields its base URL and stops it, every task awaited, on leaving."""
+    policy = policy or Policy(loopback=True)
+    listener = sockets.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    server = QuietServer(server_config(create_app(prompter, policy), "127.0.0.1", port, None))
+    thread = threading.Thread(target=asyncio.run, args=(prompter.run(server, [listener]),), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    try:
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listener.close()
+        if thread.is_alive():
+            raise RuntimeError("the server did not stop")

@@ -86,10 +86,11 @@ class BrowserAudio:
         while True:
             yield await frames.get()
 
-    def send(self, message: bytes | str) -> None:
-        """Queue a message for the page (dropped when no page holds the audio)."""
+    def send(self, message: bytes | str, due: float | None = None) -> None:
+        """Queue a message for the page (dropped when no page holds the audio); `due`: the
+        monotonic time it was due (for the measurement of what sending adds)."""
         if self.connected:
-            self._queues()[1].put_nowait((message, time.monotonic()))
+            self._queues()[1].put_nowait((message, time.monotonic() if due is None else due))
 
     def flush(self) -> None:
         """Drop the earpiece audio not yet sent, and tell the page to drop what it holds."""
@@ -200,9 +201,11 @@ class BrowserEarpiece:
         self._busy_until = start + len(chunk) / SAMPLE_RATE
         if self.echo is not None:
             self.echo.playing(self._busy_until)
-        await asyncio.sleep(max(0.0, start - LEAD_S - now))
+        wait = max(0.0, start - LEAD_S - now)
+        due = time.monotonic() + wait
+        await asyncio.sleep(wait)
         if epoch == self._epoch:
-            self._audio.send(to_pcm16(chunk))
+            self._audio.send(to_pcm16(chunk), due)
         await asyncio.sleep(max(0.0, start - clock.input_now()))
         return start, self._busy_until
 

@@ -56,6 +56,7 @@ EDITABLE = ("advance_policy", "commentary_mode", "question_filter_mode", "tts_vo
 """The settings the dashboard may change while running."""
 TICK_S = 0.1  # how often silence stands in for a route that delivers nothing
 GAP_S = 0.5  # a route this far behind the clock has stopped delivering: silence fills the gap
+JITTER_S = 0.1  # a block arriving this much later than its place on the clock: silence before it
 BACKLOG_BLOCKS = 1_000
 
 
@@ -113,21 +114,23 @@ class Listening:
             self.failure(error)
 
     async def blocks(self) -> AsyncIterator[np.ndarray]:
+        """The audio, with silence where the route delivered none (it stopped, or it started
+        late): input time is the clock's, as with a microphone."""
         blocks, yielded = self._queue(), 0
         self.clock.restart()
         while True:
+            waited = blocks.empty()  # a block taken from a backlog is not late: no silence before it
             try:
                 block: np.ndarray | None = await asyncio.wait_for(blocks.get(), TICK_S)
             except asyncio.TimeoutError:
                 block = None
-            if block is None:
-                behind = round(self.clock.input_now() * SAMPLE_RATE) - yielded
-                if behind > GAP_S * SAMPLE_RATE:
-                    yielded += behind
-                    yield np.zeros(behind, np.float32)
-                continue
-            yielded += len(block)
-            yield block if self.on else np.zeros(len(block), np.float32)
+            behind = round(self.clock.input_now() * SAMPLE_RATE) - yielded - (0 if block is None else len(block))
+            if waited and behind > (GAP_S if block is None else JITTER_S) * SAMPLE_RATE:  # the route was silent
+                yielded += behind
+                yield np.zeros(behind, np.float32)
+            if block is not None:
+                yielded += len(block)
+                yield block if self.on else np.zeros(len(block), np.float32)
 
     async def close(self) -> None:
         await self.feed_from(None)
