@@ -471,6 +471,17 @@ def test_off_loopback_every_request_needs_the_token() -> None:
     SEEN[:] = [text.replace(token, "") for text in SEEN]  # the test's own token is not a key
 
 
+def test_https_with_the_self_signed_certificate(tmp_path: Path) -> None:
+    token = "tok-" + "y" * 30
+    policy = Policy(loopback=False, token=token, tls=True, certificate=ensure_certificate("127.0.0.1", tmp_path))
+    with serve_in_thread(make_prompter(), policy) as base:
+        assert base.startswith("https://")
+        assert call("GET", base + "/api/status", verify=False).status_code == 401
+        allowed = call("GET", base + f"/api/status?token={token}", verify=False)
+        assert allowed.status_code == 200 and "; Secure" in allowed.headers["set-cookie"]
+    SEEN[:] = [text.replace(token, "") for text in SEEN]
+
+
 def test_self_signed_certificate_made_once_with_a_private_key(tmp_path: Path) -> None:
     cert, key = ensure_certificate("192.168.1.20", tmp_path)
     assert stat.S_IMODE(key.stat().st_mode) == 0o600

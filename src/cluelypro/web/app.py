@@ -252,7 +252,7 @@ def serve_in_thread(prompter: WebPrompter, policy: Policy | None = None) -> Iter
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     port = listener.getsockname()[1]
-    server = QuietServer(server_config(create_app(prompter, policy), "127.0.0.1", port, None))
+    server = QuietServer(server_config(create_app(prompter, policy), "127.0.0.1", port, policy.certificate))
     thread = threading.Thread(target=asyncio.run, args=(prompter.run(server, [listener]),), daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -261,7 +261,7 @@ def serve_in_thread(prompter: WebPrompter, policy: Policy | None = None) -> Iter
             if time.monotonic() > deadline or not thread.is_alive():
                 raise RuntimeError("the server did not start")
             time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
+        yield f"{policy.scheme}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
