@@ -71,8 +71,11 @@ def register_serve_command(
                 ui.console.print(f"input has {recording.channels} channels; using channel {recording.channel + 1}")
             devices = parse_device(input_device), parse_device(output_device)
             if recording is None and audio == "local":
-                check_device(devices[0], "input")
-                check_device(devices[1], "output")
+                try:
+                    check_device(devices[0], "input")
+                    check_device(devices[1], "output")
+                except DeviceError as error:
+                    raise DeviceError(f"{error}; or use the page's microphone: --audio browser") from None
             listener = _bind(host, port)  # a port in use fails now, not after minutes of loading
             policy = Policy.for_host(host)
             session = Session(settings, fast=False, events=events, embedder=True)
