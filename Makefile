@@ -15,8 +15,8 @@ test: setup-test
 
 # The quick suite: no real model is loaded and nothing replays audio in real time. Two pytest
 # processes, one per core, of about equal length: the fault harness (mostly waiting on its own
-# timeouts), the Hypothesis properties, a few CLI files and the web API (mostly waiting on audio
-# sent in real time) beside everything else (mostly CLI processes starting); the first one's
+# timeouts), the Hypothesis properties, a few CLI files and the web API (mostly waiting on answers
+# being played) beside everything else (mostly CLI processes starting); the first one's
 # report is printed after the second's.
 FAST_SELECTION = -q -p no:cacheprovider -m "not slow and not live"
 FAST_SHARD = tests/test_faults.py tests/test_matcher.py tests/test_normalize.py tests/test_profiles_cli.py \
