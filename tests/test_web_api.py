@@ -59,6 +59,7 @@ REPLIES = {
 }
 SEEN: list[str] = []  # every response body and message of this file, checked for the keys at the end
 FRAME_S = 0.1
+PAGE_A = {"X-CluelyPro-Client": "page-a"}  # the page holding the audio
 
 
 # --- a server in a thread ------------------------------------------------------------------------
@@ -103,6 +104,8 @@ def call(method: str, url: str, **kwargs: Any) -> httpx.Response:
 
 
 def ws_url(base: str, path: str) -> str:
+    """The WebSocket address of `path` (an audio socket is opened with max_queue=None: a test that
+    stops reading its PCM must not stall the client's close handshake)."""
     return base.replace("http", "ws", 1) + path
 
 
@@ -195,7 +198,7 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         watcher = Watcher(base)
         watcher.start_watching()
         got: dict[str, Any] = {"base": base, "events_path": events_path, "pcm": [], "after_flush": []}
-        with connect(ws_url(base, "/ws/audio")) as audio:
+        with connect(ws_url(base, "/ws/audio"), max_queue=None) as audio:
             hello(audio)
             say(audio, 1)
             while not isinstance(message := receive(audio, 10), bytes):
@@ -271,6 +274,47 @@ def test_status_shape_plan_chains_keys_and_latency(exchange: dict[str, Any]) -> 
     assert final["plan"]["q"] == 2
     assert final["latency"]["count"] == 2 and final["latency"]["p50"] is not None
     print(f"\nvoice-to-voice through the browser path (scripted engines): {final['latency']}")
+
+
+def test_skip_cuts_the_thesis_playing_and_repeat_says_the_last_one_again() -> None:
+    with (
+        serve_in_thread(make_prompter(thesis_repeats=1)) as base,
+        connect(ws_url(base, "/ws/audio"), max_queue=None) as audio,
+    ):
+        hello(audio)
+        say(audio, 1)
+        while not isinstance(receive(audio, 10), bytes):
+            pass
+        assert call("POST", base + "/api/control/skip", headers=PAGE_A).status_code == 200  # thesis 1, while it plays
+        wait_until(lambda: events_of(base, "playback_start")[-1]["index"] == 2, "thesis 2 playing")
+        ends = [e for e in events_of(base, "playback_end") if e["index"] == 1]
+        assert len(ends) == 1, "thesis 1 was cut off, not played to its end and again"
+        started = next(e for e in events_of(base, "playback_start") if e["index"] == 1)
+        assert ends[0]["t"] >= started["t"]  # where it was cut, on the input clock
+        assert call("POST", base + "/api/control/repeat", headers=PAGE_A).status_code == 200
+        plays = lambda: [e["index"] for e in events_of(base, "playback_start")]  # noqa: E731
+        wait_until(lambda: plays().count(2) == 2, "thesis 2 said again")
+        wait_until(lambda: len(events_of(base, "playback_end")) == 3, "everything said")
+        wait_until(
+            lambda: all(t["state"] == "said" for t in call("GET", base + "/api/status").json()["plan"]["theses"]),
+            "said",
+        )
+        assert call("POST", base + "/api/control/repeat", headers=PAGE_A).status_code == 200  # after the end too
+        wait_until(lambda: plays().count(2) == 3, "thesis 2 said a third time")
+        refused = call("POST", base + "/api/control/skip", headers=PAGE_A)
+        assert refused.status_code == 409 and refused.json()["detail"] == "no thesis is left"
+        assert plays() == [1, 2, 2, 2]
+
+
+def test_chains_report_an_engine_resting_after_a_failure_as_cooling_down() -> None:
+    from cluelypro.web.status import chain_states
+
+    prompter = make_prompter()
+    llm = prompter.engines.llms[0]
+    prompter.stage_chains.llm.breaker(llm).failed()
+    rows = chain_states(prompter.settings, prompter.engines, prompter.stage_chains)
+    assert rows["llm"] == [{"engine": "scripted-llm", "state": "cooling down", "reason": rows["llm"][0]["reason"]}]
+    assert rows["asr"][0]["state"] == "ready" and rows["llm"][0]["reason"]
 
 
 # --- controls, settings, profiles -----------------------------------------------------------------
@@ -428,7 +472,7 @@ def test_audio_socket_limits_close_only_that_socket(server: str) -> None:
 def test_audio_socket_outside_browser_mode_is_closed_4400() -> None:
     clock = Clock()
     route = Route("input", lambda: _silence(), TrackEarpiece(clock, 0, keep=False))
-    with serve_in_thread(make_prompter(route)) as base, connect(ws_url(base, "/ws/audio")) as socket_:
+    with serve_in_thread(make_prompter(route)) as base, connect(ws_url(base, "/ws/audio"), max_queue=None) as socket_:
         assert close_code(socket_) == (4400, "not in browser mode")
         assert call("GET", base + "/api/status").json()["mode"] == "input"
 

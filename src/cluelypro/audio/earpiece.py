@@ -69,12 +69,12 @@ class TrackEarpiece:
         start = max(at, self._busy_until)
         if self._samples is not None:
             self._mix(round(start * SAMPLE_RATE), chunk)
-        self._busy_until = start + len(chunk) / SAMPLE_RATE
+        end = self._busy_until = start + len(chunk) / SAMPLE_RATE
         if self.echo is not None:
-            self.echo.playing(self._busy_until)
+            self.echo.playing(end)
         if not self._clock.fast:
             await asyncio.sleep(max(0.0, start - self._clock.input_now()))
-        return start, self._busy_until
+        return start, end  # not _busy_until: a stop() meanwhile (a thesis skipped) resets it
 
     def stop(self) -> None:
         self._busy_until = 0.0
@@ -181,11 +181,11 @@ class DeviceEarpiece:
                 self._queue.append(chunk)
         else:  # unheard, but on time
             start = max(now, self._busy_until)
-        self._busy_until = start + len(chunk) / SAMPLE_RATE
+        end = self._busy_until = start + len(chunk) / SAMPLE_RATE
         if self.echo is not None:
-            self.echo.playing(self._busy_until)
+            self.echo.playing(end)
         await asyncio.sleep(max(0.0, start - now))
-        return start, self._busy_until
+        return start, end  # not _busy_until: a stop() meanwhile (a thesis skipped) resets it
 
     def stop(self) -> None:
         with self._lock:

@@ -198,16 +198,16 @@ class BrowserEarpiece:
         clock, epoch = self._audio.clock, self._epoch
         now = clock.input_now()
         start = max(now, at, self._busy_until)
-        self._busy_until = start + len(chunk) / SAMPLE_RATE
+        end = self._busy_until = start + len(chunk) / SAMPLE_RATE
         if self.echo is not None:
-            self.echo.playing(self._busy_until)
+            self.echo.playing(end)
         wait = max(0.0, start - LEAD_S - now)
         due = time.monotonic() + wait
         await asyncio.sleep(wait)
         if epoch == self._epoch:
             self._audio.send(to_pcm16(chunk), due)
         await asyncio.sleep(max(0.0, start - clock.input_now()))
-        return start, self._busy_until
+        return start, end  # not _busy_until: a stop() meanwhile resets it
 
     def stop(self) -> None:
         self._epoch += 1

@@ -23,6 +23,7 @@ from cluelypro.metrics.summary import ChainCollector, percentiles
 from cluelypro.metrics.timeline import Record
 from cluelypro.pipeline.fallback import COOLING_DOWN, EngineChain
 from cluelypro.pipeline.pipeline import StageChains
+from cluelypro.secrets import redact
 
 RECENT_UTTERANCES = 64
 
@@ -46,11 +47,11 @@ def chain_states(settings: Settings, engines: Engines, chains: StageChains) -> d
         rows: list[dict[str, Any]] = []
         for name in chain_names(settings, stage):  # the loaded ones are the others, in order
             if name in left_out:
-                rows.append({"engine": name, "state": "skipped", "reason": left_out.pop(name)})
+                rows.append({"engine": name, "state": "skipped", "reason": redact(left_out.pop(name))})
             elif loaded:
                 rows.append(_running(chain, loaded.pop(0)))
         rows += [_running(chain, engine) for engine in loaded]
-        rows += [{"engine": name, "state": "skipped", "reason": reason} for name, reason in left_out.items()]
+        rows += [{"engine": name, "state": "skipped", "reason": redact(reason)} for name, reason in left_out.items()]
         report[stage] = rows
     return report
 
