@@ -268,7 +268,7 @@ def test_status_shape_plan_chains_keys_and_latency(exchange: dict[str, Any]) -> 
     assert {row["engine"]: row["state"] for row in final["chains"]["llm"]} == {"scripted-llm": "ready"}
     plan = speaking["plan"]
     assert plan["q"] == 1 and plan["text"] == LINES[1]
-    assert [t["index"] for t in plan["theses"]] == [1, 2]
+    assert [t["index"] for t in plan["theses"]] in ([1], [1, 2])  # thesis 2 may still be being written
     assert plan["theses"][0]["state"] in ("speaking", "said") and plan["theses"][0]["engine"] == "scripted-llm"
     assert {t["state"] for t in final["plan"]["theses"]} <= {"pending", "speaking", "said"}
     assert final["plan"]["q"] == 2
