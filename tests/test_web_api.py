@@ -348,6 +348,16 @@ def test_controls_answer_200_with_status_and_409_when_not_applicable(server: str
     assert call("POST", server + "/api/control/dance").status_code == 404
 
 
+def test_page_files_are_served_and_cannot_shadow_the_api(server: str) -> None:
+    assert call("GET", server + "/no-such-module.js").status_code == 404
+    assert call("GET", server + "/static/no-such-module.js").status_code == 404
+    assert call("GET", server + "/api/status").status_code == 200
+    index = call("GET", server + "/")
+    assert index.status_code in (200, 404)  # 404 until the page is installed
+    if index.status_code == 200:
+        assert "text/html" in index.headers["content-type"]
+
+
 def test_mode_switch_is_refused_where_it_cannot_be_done(server: str) -> None:
     assert call("POST", server + "/api/mode", json={"audio": "local"}).status_code == 409  # no devices here
     assert call("POST", server + "/api/mode", json={"audio": "radio"}).status_code == 422

@@ -2,7 +2,8 @@
 
 The contract with the page (docs: /work/notes/readme-web-server.md → README "Web"):
 
-- GET /            the page (static/index.html); GET /static/... its modules, styles, worklets
+- GET /            the page (static/index.html); its modules, styles and worklets at /NAME
+                   (relative links) and /static/NAME
 - GET /api/events  JSON array of the kept timeline lines (SPEC §3a, exactly `Record.line()`)
 - WS  /ws/events   every kept line, then each new one; one JSON text message per event.
                    A client too slow to keep up is closed with 1013 (it reconnects).
@@ -112,9 +113,6 @@ def create_app(prompter: WebPrompter, policy: Policy) -> Any:
             return _detail(404, "the page is not installed")
         return FileResponse(index, media_type="text/html")
 
-    if STATIC.is_dir():
-        api.mount("/static", StaticFiles(directory=STATIC), name="static")
-
     @api.get("/api/events")
     async def events() -> JSONResponse:
         return JSONResponse(prompter.fanout.lines())
@@ -211,6 +209,10 @@ def create_app(prompter: WebPrompter, policy: Policy) -> Any:
         except WebSocketDisconnect:
             pass
 
+    # The page's files, at /static/NAME and at /NAME (what relative links from / resolve to);
+    # mounted last, so that no file can shadow the API.
+    api.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    api.mount("/", StaticFiles(directory=STATIC, check_dir=False), name="page")
     return Guard(api, policy)
 
 
