@@ -25,8 +25,7 @@ function detailOf(body, fallback) {
 }
 
 export async function request(method, path, body, contentType) {
-  const headers = { Accept: "application/json" };
-  if (method !== "GET") headers[CLIENT_HEADER] = CLIENT_ID;
+  const headers = { Accept: "application/json", [CLIENT_HEADER]: CLIENT_ID }; // status.read_only is per client
   let payload;
   if (body instanceof Blob || body instanceof ArrayBuffer) {
     payload = body;
