@@ -175,39 +175,41 @@ def page_stats(page: Any) -> dict[str, Any]:
 # --- browser mode ---------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="class")
+def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    server = Serve(tmp_path_factory.mktemp("browser-serve"), "--audio", "browser")
+    print(f"\nserve --audio browser loaded in {server.load_s:.1f} s")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="class")
+def holder(browser_server: Serve, playwright: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The page that holds the audio (autostart), its microphone playing the question."""
+    capture = question_wav(tmp_path_factory.mktemp("capture") / "question.wav")
+    browser = launch(playwright, capture)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = page_errors(page)
+    page.goto(f"{browser_server.base}/?autostart=1&{PAGE_FLAGS}")
+    page.wait_for_function("window.cluelypro && window.cluelypro.stats().audioReady", timeout=30_000)
+    page.evaluate("window.cluelypro.mark('start')")
+    yield SimpleNamespace(page=page, errors=errors)
+    browser.close()
+
+
 class TestBrowserMode:
     """`serve --audio browser`: this page is the microphone and the earpiece."""
 
-    @pytest.fixture(scope="class")
-    def server(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-        server = Serve(tmp_path_factory.mktemp("browser-serve"), "--audio", "browser")
-        print(f"\nserve --audio browser loaded in {server.load_s:.1f} s")
-        yield server
-        server.stop()
-
-    @pytest.fixture(scope="class")
-    def holder(self, server: Serve, playwright: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-        """The page that holds the audio (autostart), its microphone playing the question."""
-        capture = question_wav(tmp_path_factory.mktemp("capture") / "question.wav")
-        browser = launch(playwright, capture)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors = page_errors(page)
-        page.goto(f"{server.base}/?autostart=1&{PAGE_FLAGS}")
-        page.wait_for_function("window.cluelypro && window.cluelypro.stats().audioReady", timeout=30_000)
-        page.evaluate("window.cluelypro.mark('start')")
-        yield SimpleNamespace(page=page, errors=errors)
-        browser.close()
-
     def test_question_is_heard_answered_and_played_by_the_page(
-        self, server: Serve, holder: Any, tmp_path: Path
+        self, browser_server: Serve, holder: Any, tmp_path: Path
     ) -> None:
         page = holder.page
-        asr = wait_until(lambda: server.events("asr"), "the question's transcript", ANSWER_TIMEOUT_S)
+        asr = wait_until(lambda: browser_server.events("asr"), "the question's transcript", ANSWER_TIMEOUT_S)
         assert "тысяч" in asr[0]["text"].lower(), asr
         before = page.evaluate("window.cluelypro.outputRms('start')")  # up to the end of the question
         page.evaluate("window.cluelypro.mark('answer')")
         page.locator("#plan li.thesis .text").first.wait_for(timeout=ANSWER_TIMEOUT_S * 1000)
-        wait_until(lambda: server.events("playback_end"), "a thesis played to its end", ANSWER_TIMEOUT_S)
+        wait_until(lambda: browser_server.events("playback_end"), "a thesis played to its end", ANSWER_TIMEOUT_S)
         after = page.evaluate("window.cluelypro.outputRms('answer')")
         stats = page_stats(page)
         theses = page.locator("#plan li.thesis .text").all_text_contents()
@@ -222,49 +224,51 @@ class TestBrowserMode:
         assert page.locator("#mode").get_attribute("data-mode") == "browser"
         assert holder.errors == []
 
-    def test_a_second_page_is_read_only(self, server: Serve, holder: Any, playwright: Any, tmp_path: Path) -> None:
+    def test_a_second_page_is_read_only(
+        self, browser_server: Serve, holder: Any, playwright: Any, tmp_path: Path
+    ) -> None:
         browser = launch(playwright, None)
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 800})
-            page.goto(f"{server.base}/?autostart=1&{PAGE_FLAGS}")
+            page.goto(f"{browser_server.base}/?autostart=1&{PAGE_FLAGS}")
             page.locator("#readonly").wait_for(state="visible", timeout=30_000)
             assert page.locator("#btn-mute").is_disabled() and page.locator("#settings button").is_disabled()
             client = page.evaluate("window.cluelypro.clientId")
-            refused = httpx.post(server.base + "/api/control/mute", headers={"X-CluelyPro-Client": client})
+            refused = httpx.post(browser_server.base + "/api/control/mute", headers={"X-CluelyPro-Client": client})
             assert refused.status_code == 409 and refused.json()["detail"].startswith("read-only")
             page.keyboard.press("m")  # the shortcut does nothing either
             time.sleep(0.5)
-            assert server.get("/api/status")["muted"] is False
+            assert browser_server.get("/api/status")["muted"] is False
             shot(page, tmp_path / "read-only.png")
             assert holder.page.locator("#readonly").is_hidden(), "the page holding the audio is not read-only"
         finally:
             browser.close()
 
-    def test_settings_round_trip_and_shortcuts(self, server: Serve, holder: Any, tmp_path: Path) -> None:
+    def test_settings_round_trip_and_shortcuts(self, browser_server: Serve, holder: Any, tmp_path: Path) -> None:
         page = holder.page
         page.locator("#settings [name=tts_speed]").fill("1.3")
         page.locator("#settings [name=advance_policy]").select_option("until-said")
         page.locator("#settings button[type=submit]").click()
-        wait_until(lambda: server.get("/api/settings")["tts_speed"] == 1.3, "tts_speed 1.3 on the server", 10)
-        assert server.get("/api/settings")["advance_policy"] == "until-said"
+        wait_until(lambda: browser_server.get("/api/settings")["tts_speed"] == 1.3, "tts_speed 1.3 on the server", 10)
+        assert browser_server.get("/api/settings")["advance_policy"] == "until-said"
         assert "good" in (page.locator("#settings-message").get_attribute("class") or "")
         page.locator("#settings [name=tts_speed]").fill("9")
         page.locator("#settings button[type=submit]").click()
         page.locator("#settings-message.bad").wait_for(timeout=10_000)
         assert page.locator("#settings-message").text_content(), "the server's 422 message is shown"
-        assert server.get("/api/settings")["tts_speed"] == 1.3
+        assert browser_server.get("/api/settings")["tts_speed"] == 1.3
 
         page.locator("body").click(position={"x": 5, "y": 5})  # focus off the form
         page.keyboard.press("m")
-        wait_until(lambda: server.get("/api/status")["muted"] is True, "muted by M", 10)
+        wait_until(lambda: browser_server.get("/api/status")["muted"] is True, "muted by M", 10)
         page.locator("#btn-mute[data-action=unmute]").wait_for(timeout=10_000)
         page.keyboard.press("m")
-        wait_until(lambda: server.get("/api/status")["muted"] is False, "unmuted by M", 10)
+        wait_until(lambda: browser_server.get("/api/status")["muted"] is False, "unmuted by M", 10)
         page.keyboard.press(" ")
-        wait_until(lambda: server.get("/api/status")["listening"] is False, "stopped by Space", 10)
+        wait_until(lambda: browser_server.get("/api/status")["listening"] is False, "stopped by Space", 10)
         page.locator("#btn-start[data-action=start]").wait_for(timeout=10_000)
         page.keyboard.press(" ")
-        wait_until(lambda: server.get("/api/status")["listening"] is True, "listening again by Space", 10)
+        wait_until(lambda: browser_server.get("/api/status")["listening"] is True, "listening again by Space", 10)
         shot(page, tmp_path / "settings.png")
         assert holder.errors == []
 
@@ -272,36 +276,38 @@ class TestBrowserMode:
 # --- dashboard mode over a recording --------------------------------------------------------------
 
 
+@pytest.fixture(scope="class")
+def input_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    folder = tmp_path_factory.mktemp("input-serve")
+    recording = question_wav(folder / "recording.wav", before_s=1.0, after_s=40.0)
+    server = Serve(folder, "--input", str(recording))
+    print(f"\nserve --input loaded in {browser_server.load_s:.1f} s")
+    yield server
+    browser_server.stop()
+
+
+@pytest.fixture(scope="class")
+def browser(playwright: Any) -> Iterator[Any]:
+    browser = launch(playwright, None)
+    yield browser
+    browser.close()
+
+
 class TestDashboard:
     """`serve --input`: the page only shows (no page audio)."""
 
-    @pytest.fixture(scope="class")
-    def server(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-        folder = tmp_path_factory.mktemp("input-serve")
-        recording = question_wav(folder / "recording.wav", before_s=1.0, after_s=40.0)
-        server = Serve(folder, "--input", str(recording))
-        print(f"\nserve --input loaded in {server.load_s:.1f} s")
-        yield server
-        server.stop()
-
-    @pytest.fixture(scope="class")
-    def browser(self, playwright: Any) -> Iterator[Any]:
-        browser = launch(playwright, None)
-        yield browser
-        browser.close()
-
-    def test_theses_and_the_waterfall_appear(self, server: Serve, browser: Any, tmp_path: Path) -> None:
+    def test_theses_and_the_waterfall_appear(self, input_server: Serve, browser: Any, tmp_path: Path) -> None:
         page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="ru-RU")
         errors = page_errors(page)
-        page.goto(server.base + "/")
+        page.goto(input_server.base + "/")
         page.locator("#plan li.thesis .text").first.wait_for(timeout=ANSWER_TIMEOUT_S * 1000)
         page.locator("#waterfall .wf-row .wf-bar[data-stage=playback_start]").first.wait_for(
             timeout=ANSWER_TIMEOUT_S * 1000
         )
-        wait_until(lambda: server.events("playback_end"), "a thesis played to its end", ANSWER_TIMEOUT_S)
+        wait_until(lambda: input_server.events("playback_end"), "a thesis played to its end", ANSWER_TIMEOUT_S)
         page.wait_for_timeout(2500)  # a status poll
-        status = server.get("/api/status")
-        events = server.events()
+        status = input_server.get("/api/status")
+        events = input_server.events()
         speech_end = next(e["t"] for e in events if e["event"] == "speech_end")
         first_play = next(e["t"] for e in events if e["event"] == "playback_start")
         shown = page.locator("#waterfall .wf-row .wf-total").first.text_content()
@@ -317,7 +323,7 @@ class TestDashboard:
         assert errors == []
         page.close()
 
-    def test_phone_screen_has_no_horizontal_scroll(self, server: Serve, browser: Any, tmp_path: Path) -> None:
+    def test_phone_screen_has_no_horizontal_scroll(self, input_server: Serve, browser: Any, tmp_path: Path) -> None:
         context = browser.new_context(
             viewport={"width": 390, "height": 844},
             device_scale_factor=2,
@@ -326,14 +332,15 @@ class TestDashboard:
             locale="ru-RU",
         )
         page = context.new_page()
-        page.goto(server.base + "/")
+        page.goto(input_server.base + "/")
         page.locator("#plan li.thesis .text").first.wait_for(timeout=ANSWER_TIMEOUT_S * 1000)
         page.wait_for_timeout(2500)
         widths = page.evaluate(
             "[document.documentElement.scrollWidth, document.documentElement.clientWidth, window.innerWidth]"
         )
         wide = page.evaluate(
-            "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)"
+            "[...document.querySelectorAll('body *')]"
+            ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)"
             ".map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 5)"
         )
         page.screenshot(path=str(tmp_path / "phone.png"))  # the first screen, as a phone shows it
