@@ -68,7 +68,10 @@ export class BrowserAudio {
     this.received = new Map(); // seq → performance.now() when it came
     this.flushes = new Map(); // seq → performance.now() when the flush came
     this.delay = 500;
-    this.stats = { framesSent: 0, framesReceived: 0, bytesReceived: 0, pageDelays: [], flushDelays: [], starts: 0 };
+    // pageDelays: ms from a chunk after silence received to audible (worklet start + output
+    // latency); audibleWalls: unix time (s) it became audible; flushDelays: ms from a flush
+    // message to the worklet's first silent quantum.
+    this.stats = { framesSent: 0, framesReceived: 0, bytesReceived: 0, pageDelays: [], audibleWalls: [], flushDelays: [], starts: 0 };
     this.level = { sum: 0, n: 0, peak: 0 }; // running totals of the page's own output
     this.marks = new Map();
   }
@@ -185,6 +188,7 @@ export class BrowserAudio {
         const context = this.mic.context;
         const outputMs = 1000 * (context.outputLatency || context.baseLatency || 0);
         this.stats.pageDelays.push(now - came + outputMs);
+        this.stats.audibleWalls.push((performance.timeOrigin + now + outputMs) / 1000);
       }
     } else if (message.type === "silent") {
       const came = this.flushes.get(message.seq);

@@ -1,0 +1,230 @@
+"""What the browser path adds to voice-to-voice latency, with the real engines, on this machine.
+
+For N recordings of ../shared/audio/ru (each with silence before and after, 16-bit WAV):
+
+1. `cluelypro run --input X --events A.jsonl` (real-time replay): voice-to-voice from A.jsonl
+   (SPEC §3a: first playback_start − speech_end of the utterance that asked);
+2. one `cluelypro serve --audio browser` on 127.0.0.1, and for each recording a Chromium
+   (Debian's, via Playwright) whose fake microphone plays X into the page (?autostart=1&aec=0…):
+   voice-to-voice from /api/events, and from the page (window.cluelypro.stats()):
+   - page-side delay: the answer's first PCM frame received → audible (the playback worklet
+     starts it, plus the context's output latency);
+   - audible − playback_start: when the page made it audible (unix time) minus the `wall` of the
+     server's playback_start (the same machine's clock);
+   - flush: after the answer starts, POST /api/control/mute (the earpiece's stop, as an
+     interruption does) → ms from the {"type": "flush"} message to the worklet's first silent
+     quantum.
+
+Both paths run with question_filter_mode=all (any recording is answered), thesis_repeats=1 and
+deepening_max_depth=0 (shorter runs; the first playback is unchanged). Prints medians and writes
+a JSON file.
+
+    .venv/bin/python scripts/web_latency.py [--clips golos_00 ohf_02 ...] [--out /tmp/web-latency]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import soundfile as sf
+
+from cluelypro.audio.io import read_audio
+from cluelypro.config import SAMPLE_RATE
+
+ROOT = Path(__file__).resolve().parents[1]
+AUDIO = ROOT.parent / "shared" / "audio" / "ru"
+CHROMIUM = "/usr/bin/chromium"
+CLIPS = ["golos_00", "ohf_02", "ohf_06", "ohf_07", "golos_06"]
+ENV = {"QUESTION_FILTER_MODE": "all", "THESIS_REPEATS": "1", "DEEPENING_MAX_DEPTH": "0"}
+CHROMIUM_ARGS = [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def recording(clip: str, folder: Path, before_s: float = 2.0, after_s: float = 20.0) -> Path:
+    speech = read_audio(AUDIO / f"{clip}.wav")
+    silence = lambda seconds: np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)  # noqa: E731
+    path = folder / f"{clip}.wav"
+    sf.write(path, np.concatenate([silence(before_s), speech, silence(after_s)]), SAMPLE_RATE, subtype="PCM_16")
+    return path
+
+
+def voice_to_voice(events: list[dict[str, Any]], after_q: int = 0) -> tuple[int, float, dict[str, Any]] | None:
+    """(q, latency s, its first playback_start) of the first question after `after_q` answered."""
+    speech_end = {e["utt"]: e["t"] for e in events if e["event"] == "speech_end"}
+    asked = {e["q"]: e["utt"] for e in events if e["event"] == "question" and e.get("accepted") and e["q"]}
+    for event in events:
+        if event["event"] == "playback_start" and event["q"] is not None and event["q"] > after_q:
+            utt = asked.get(event["q"])
+            if utt in speech_end:
+                return event["q"], event["t"] - speech_end[utt], event
+    return None
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, **ENV}
+
+
+def run_path(clips: list[Path], folder: Path) -> dict[str, float | None]:
+    results: dict[str, float | None] = {}
+    for clip in clips:
+        events = folder / f"run-{clip.stem}.jsonl"
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "cluelypro.cli", "run", "--input", str(clip), "--events", str(events)],
+            capture_output=True,
+            text=True,
+            env=env(),
+            cwd=folder,
+            timeout=600,
+        )
+        lines = [json.loads(line) for line in events.read_text().splitlines()] if events.exists() else []
+        found = voice_to_voice(lines)
+        results[clip.stem] = found[1] if found else None
+        took = time.monotonic() - started
+        print(f"run   {clip.stem}: voice-to-voice {fmt(results[clip.stem])} ({took:.0f} s, rc {done.returncode})")
+    return results
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def browser_path(clips: list[Path], folder: Path) -> dict[str, dict[str, Any]]:
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (folder / "serve.log").open("w")
+    command = [sys.executable, "-m", "cluelypro.cli", "serve", "--audio", "browser", "--port", str(port)]
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env(), cwd=folder)
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"serve did not start: {(folder / 'serve.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(base + "/api/status", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        last_q = 0
+        with sync_playwright() as pw:
+            for clip in clips:
+                browser = pw.chromium.launch(
+                    executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={clip}%noloop"]
+                )
+                try:
+                    page = browser.new_page()
+                    page.goto(f"{base}/?autostart=1&aec=0&ns=0&agc=0")
+                    page.wait_for_function("window.cluelypro && window.cluelypro.stats().audioReady", timeout=30_000)
+                    found = None
+                    deadline = time.monotonic() + 180
+                    while found is None and time.monotonic() < deadline:
+                        time.sleep(0.3)
+                        found = voice_to_voice(httpx.get(base + "/api/events").json(), last_q)
+                    if found is None:
+                        print(f"page  {clip.stem}: no answer in 180 s")
+                        results[clip.stem] = {"voice_to_voice": None}
+                        continue
+                    q, latency, first_play = found
+                    last_q = q
+                    page.wait_for_function("window.cluelypro.stats().starts >= 1", timeout=10_000)
+                    time.sleep(0.5)
+                    client = page.evaluate("window.cluelypro.clientId")
+                    headers = {"X-CluelyPro-Client": client}
+                    httpx.post(base + "/api/control/mute", headers=headers).raise_for_status()
+                    page.wait_for_function("window.cluelypro.stats().flushDelays.length >= 1", timeout=10_000)
+                    httpx.post(base + "/api/control/unmute", headers=headers).raise_for_status()
+                    stats = page.evaluate("window.cluelypro.stats()")
+                    audible = [w for w in stats["audibleWalls"] if w >= first_play["wall"] - 0.5]
+                    results[clip.stem] = {
+                        "voice_to_voice": latency,
+                        "page_delay_ms": stats["pageDelays"][0] if stats["pageDelays"] else None,
+                        "audible_minus_playback_start_ms": (audible[0] - first_play["wall"]) * 1000
+                        if audible
+                        else None,
+                        "flush_ms": stats["flushDelays"][0],
+                        "context": stats["context"],
+                    }
+                    print(f"page  {clip.stem}: {json.dumps(results[clip.stem])}")
+                finally:
+                    browser.close()
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+    return results
+
+
+def fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f} s"
+
+
+def median(values: list[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return statistics.median(kept) if kept else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", nargs="+", default=CLIPS, help="recordings of ../shared/audio/ru, without .wav")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/web-latency"))
+    parser.add_argument("--skip-run", action="store_true", help="only the browser path")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    clips = [recording(clip, args.out) for clip in args.clips]
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    browser = browser_path(clips, args.out)
+    run = {} if args.skip_run else run_path(clips, args.out)
+    pairs = [(run.get(c.stem), browser[c.stem]["voice_to_voice"]) for c in clips if c.stem in browser]
+    both = [(r, b) for r, b in pairs if r is not None and b is not None]
+    summary = {
+        "run_p50": median([r for r, _ in pairs]),
+        "browser_p50": median([b for _, b in pairs]),
+        "difference_p50": median([b - r for r, b in both]),
+        "page_delay_ms_p50": median([v.get("page_delay_ms") for v in browser.values()]),
+        "audible_minus_playback_start_ms_p50": median(
+            [v.get("audible_minus_playback_start_ms") for v in browser.values()]
+        ),
+        "flush_ms_p50": median([v.get("flush_ms") for v in browser.values()]),
+        "load_before": load,
+        "load_after": os.getloadavg(),
+    }
+    (args.out / "web_latency.json").write_text(
+        json.dumps({"run": run, "browser": browser, "summary": summary}, indent=1)
+    )
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
