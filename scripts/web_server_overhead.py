@@ -30,21 +30,13 @@ from websockets.sync.client import connect
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from cluelypro.config import SAMPLE_RATE, Settings  # noqa: E402
-from cluelypro.engines import Engines  # noqa: E402
+from cluelypro.config import SAMPLE_RATE  # noqa: E402
 from cluelypro.metrics.timeline import Clock, Timeline  # noqa: E402
 from cluelypro.web.app import serve_in_thread  # noqa: E402
 from cluelypro.web.browser_audio import to_pcm16  # noqa: E402
 from cluelypro.web.runtime import WebPrompter  # noqa: E402
-from harness.engines import (  # noqa: E402
-    ScriptedDetector,
-    ScriptedEmbedder,
-    ScriptedLLM,
-    ScriptedRecognizer,
-    ScriptedSynthesizer,
-    speech,
-)
-from harness.run import FAST_SETTINGS  # noqa: E402
+from harness.engines import ScriptedDetector, ScriptedLLM, speech  # noqa: E402
+from harness.run import Harness  # noqa: E402
 
 TOPICS = [
     "фотосинтез", "гравитация", "инфляция", "демократия", "эволюция", "вулкан", "атом", "клетка",
@@ -58,15 +50,8 @@ def prompter(questions: int) -> WebPrompter:
     topics = TOPICS[:questions]
     lines = {k + 1: f"Что такое {topic}?" for k, topic in enumerate(topics)}
     replies = {topic: f"1. Первый тезис про {topic} и его суть.\n2. Второй тезис про {topic}.\n" for topic in topics}
-    settings = Settings(_env_file=None, **{**FAST_SETTINGS, "thesis_repeats": 3})
-    engines = Engines(
-        ScriptedDetector(),
-        [ScriptedRecognizer(lines)],
-        [ScriptedLLM(replies)],
-        [ScriptedSynthesizer()],
-        ScriptedEmbedder(),
-    )
-    return WebPrompter(settings, engines, Clock(), Timeline(), None, detector=ScriptedDetector)
+    harness = Harness(lines, llms=[ScriptedLLM(replies)], thesis_repeats=3)
+    return WebPrompter(harness.settings, harness.engines(), Clock(), Timeline(), None, detector=ScriptedDetector)
 
 
 def percentiles_ms(values: list[float]) -> str:

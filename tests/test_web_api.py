@@ -32,8 +32,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from cluelypro import secrets
 from cluelypro.audio.earpiece import TrackEarpiece
-from cluelypro.config import SAMPLE_RATE, Settings
-from cluelypro.engines import Engines
+from cluelypro.config import SAMPLE_RATE
 from cluelypro.metrics.timeline import Clock, Timeline
 from cluelypro.speaker.profiles import VoiceProfile, save_profile
 from cluelypro.web.app import serve_in_thread
@@ -41,15 +40,8 @@ from cluelypro.web.browser_audio import MAX_FRAME_BYTES, to_pcm16
 from cluelypro.web.runtime import Route, WebPrompter
 from cluelypro.web.security import COOKIE, Policy, ensure_certificate
 from conftest import RU_AUDIO
-from harness.engines import (
-    ScriptedDetector,
-    ScriptedEmbedder,
-    ScriptedLLM,
-    ScriptedRecognizer,
-    ScriptedSynthesizer,
-    speech,
-)
-from harness.run import FAST_SETTINGS
+from harness.engines import ScriptedDetector, ScriptedEmbedder, ScriptedLLM, speech
+from harness.run import Harness
 
 FAKE_KEYS = {"OPENAI_API_KEY": "sk-test-web0123456789abcdef", "GEMINI_API_KEY": "sk-test-gemini0123456789"}
 LINES = {1: "Что такое фотосинтез?", 2: "Почему небо голубое?"}
@@ -66,20 +58,14 @@ PAGE_A = {"X-CluelyPro-Client": "page-a"}  # the page holding the audio
 
 
 def make_prompter(route: Route | None = None, events: Path | None = None, **overrides: Any) -> WebPrompter:
+    """A server's prompter around the harness's scripted engines, with fake keys in its settings."""
     with pytest.MonkeyPatch.context() as env:
         for name, value in FAKE_KEYS.items():
             env.setenv(name, value)
-        settings = Settings(_env_file=None, **{**FAST_SETTINGS, "thesis_repeats": 3, **overrides})
-    secrets.register(*settings.secrets())
-    engines = Engines(
-        ScriptedDetector(),
-        [ScriptedRecognizer(LINES)],
-        [ScriptedLLM(REPLIES)],
-        [ScriptedSynthesizer()],
-        ScriptedEmbedder(),
-    )
-    clock = Clock()
-    return WebPrompter(settings, engines, clock, Timeline(events), route, detector=ScriptedDetector)
+        settings = {"thesis_repeats": 3, **overrides}
+        harness = Harness(LINES, llms=[ScriptedLLM(REPLIES)], embedder=ScriptedEmbedder(), **settings)
+    secrets.register(*harness.settings.secrets())
+    return WebPrompter(harness.settings, harness.engines(), Clock(), Timeline(events), route, detector=ScriptedDetector)
 
 
 def seen(text: str) -> str:
@@ -204,7 +190,9 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             while not isinstance(message := receive(audio, 10), bytes):
                 pass
             got["pcm"].append(message)
-            got["status_speaking"] = call("GET", base + "/api/status").json()
+            status = lambda: call("GET", base + "/api/status").json()  # noqa: E731
+            # with early speech, thesis 1 plays from its first words before its `thesis` event
+            got["status_speaking"] = wait_until(lambda: (now := status())["plan"] and now, "a plan")
             say(audio, 2)
             while (message := receive(audio, 10)) != json.dumps({"type": "flush"}):
                 if isinstance(message, bytes):
@@ -273,7 +261,6 @@ def test_status_shape_plan_chains_keys_and_latency(exchange: dict[str, Any]) -> 
     assert {t["state"] for t in final["plan"]["theses"]} <= {"pending", "speaking", "said"}
     assert final["plan"]["q"] == 2
     assert final["latency"]["count"] == 2 and final["latency"]["p50"] is not None
-    print(f"\nvoice-to-voice through the browser path (scripted engines): {final['latency']}")
 
 
 def test_skip_cuts_the_thesis_playing_and_repeat_says_the_last_one_again() -> None:

@@ -74,7 +74,9 @@ def _read_settings_file(path: Path, read: Callable[[], PydanticBaseSettingsSourc
         raise SettingsFileError(f"cannot read {path}: {error}") from None
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """A loopback name or address: localhost, 127.0.0.0/8, ::1."""
+    host = host.lower()
     if host == "localhost":
         return True
     try:
@@ -87,7 +89,7 @@ def _check_endpoint(url: str) -> str:
     """`url` if it is https, or plain http to this machine; ValueError otherwise."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if (parts.scheme == "https" and host) or (parts.scheme == "http" and _is_loopback(host)):
+    if (parts.scheme == "https" and host) or (parts.scheme == "http" and is_loopback(host)):
         return url
     raise ValueError(
         f"must be an https:// URL (plain http:// only to this machine: 127.0.0.0/8, ::1, "

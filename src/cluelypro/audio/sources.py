@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
+from typing import TypeVar
 
 import numpy as np
 import soxr
@@ -97,10 +98,23 @@ async def capture_microphone(
 
 async def _next_block(blocks: asyncio.Queue[tuple[np.ndarray, int]]) -> tuple[np.ndarray, int] | None:
     """The next block and its rate, or None after CHECK_EVERY_S without one."""
+    return await get_within(blocks, CHECK_EVERY_S)
+
+
+T = TypeVar("T")
+
+
+async def get_within(queue: asyncio.Queue[T], seconds: float) -> T | None:
+    """The next item of `queue`, or None after `seconds`. Unlike asyncio.wait_for on Python 3.11,
+    a cancellation that comes as the item does is never swallowed (a task cancelled then would
+    go on, and whoever awaits its end would wait for ever); nothing is lost on a time-out."""
+    getter = asyncio.ensure_future(queue.get())
     try:
-        return await asyncio.wait_for(blocks.get(), CHECK_EVERY_S)
-    except asyncio.TimeoutError:
-        return None
+        await asyncio.wait({getter}, timeout=seconds)
+    finally:
+        if not getter.done():
+            getter.cancel()  # Queue.get leaves the item in the queue when cancelled
+    return getter.result() if getter.done() and not getter.cancelled() else None
 
 
 def _silence_until_now(clock: Clock, samples_so_far: int) -> np.ndarray:

@@ -300,10 +300,11 @@ class Answer:
 
     async def _wait(self, seconds: float | None) -> None:
         self._changed.clear()
-        try:
-            await asyncio.wait_for(self._changed.wait(), timeout=seconds)
-        except asyncio.TimeoutError:  # not the builtin TimeoutError on Python 3.10
-            pass
+        changed = asyncio.ensure_future(self._changed.wait())
+        try:  # not asyncio.wait_for: on Python 3.11 it can swallow a cancellation (the answer's)
+            await asyncio.wait({changed}, timeout=seconds)
+        finally:
+            changed.cancel()
 
     async def _play(self, thesis: PlannedThesis) -> float:
         """Play the thesis's audio as it arrives; `playback_end` tells how long playback stalled

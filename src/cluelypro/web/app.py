@@ -83,6 +83,17 @@ async def _body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+async def _json_object(request: Request, what: str) -> dict[str, Any]:
+    """The body as a JSON object (at most MAX_SETTINGS_BYTES), or Invalid saying what it must be."""
+    try:
+        body = json.loads(await _body(request, MAX_SETTINGS_BYTES) or b"null")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise Invalid(f"the body must be a JSON object {what}")
+    return body
+
+
 def _handler(status: int) -> Any:
     async def handle(request: Request, error: Exception) -> JSONResponse:
         return _detail(status, str(error) or "the request body is too large")
@@ -127,13 +138,7 @@ def create_app(prompter: WebPrompter, policy: Policy) -> Any:
 
     @api.patch("/api/settings")
     async def patch_settings(request: Request) -> JSONResponse:
-        try:
-            changes = json.loads(await _body(request, MAX_SETTINGS_BYTES) or b"null")
-        except ValueError:
-            raise Invalid("the body must be a JSON object") from None
-        if not isinstance(changes, dict):
-            raise Invalid("the body must be a JSON object of settings")
-        return JSONResponse(prompter.patch_settings(changes))
+        return JSONResponse(prompter.patch_settings(await _json_object(request, "of settings")))
 
     @api.post("/api/control/{action}")
     async def control(action: str, request: Request) -> JSONResponse:
@@ -142,11 +147,8 @@ def create_app(prompter: WebPrompter, policy: Policy) -> Any:
 
     @api.post("/api/mode")
     async def mode(request: Request) -> JSONResponse:
-        try:
-            wanted = json.loads(await _body(request, MAX_SETTINGS_BYTES) or b"null")
-        except ValueError:
-            raise Invalid("the body must be a JSON object") from None
-        if not isinstance(wanted, dict) or not isinstance(wanted.get("audio"), str):
+        wanted = await _json_object(request, '{"audio": "local" | "browser"}')
+        if not isinstance(wanted.get("audio"), str):
             raise Invalid('the body must be {"audio": "local" | "browser"}')
         await prompter.set_mode(wanted["audio"])
         return JSONResponse({"ok": True, **prompter.status(client_of(request))})

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from cluelypro.audio.earpiece import DeviceEarpiece, Earpiece, TrackEarpiece
 from cluelypro.audio.echo import EchoGate
 from cluelypro.audio.io import AudioInput, shown, stream_audio, to_mono_16k
-from cluelypro.audio.sources import capture_microphone, replay_file
+from cluelypro.audio.sources import capture_microphone, get_within, replay_file
 from cluelypro.config import SAMPLE_RATE, Settings, validation_problems
 from cluelypro.engines import Engines
 from cluelypro.metrics.events import Device, Error
@@ -120,10 +120,7 @@ class Listening:
         self.clock.restart()
         while True:
             waited = blocks.empty()  # a block taken from a backlog is not late: no silence before it
-            try:
-                block: np.ndarray | None = await asyncio.wait_for(blocks.get(), TICK_S)
-            except asyncio.TimeoutError:
-                block = None
+            block = await get_within(blocks, TICK_S)
             behind = round(self.clock.input_now() * SAMPLE_RATE) - yielded - (0 if block is None else len(block))
             if waited and behind > (GAP_S if block is None else JITTER_S) * SAMPLE_RATE:  # the route was silent
                 yielded += behind

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from cluelypro.config import is_loopback as loopback_address
 from cluelypro.private_files import open_private
 from cluelypro.speaker.profiles import data_dir
 
@@ -42,14 +43,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def is_loopback(host: str) -> bool:
-    """A loopback name or address (localhost, 127.0.0.0/8, ::1)."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """A loopback name or address, bracketed or not ("[::1]")."""
+    return loopback_address(host.strip("[]"))
 
 
 def host_name(host_header: str) -> str:
