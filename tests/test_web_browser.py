@@ -99,7 +99,7 @@ class Serve:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = folder / "serve.log"
         env = {**os.environ, "CLUELYPRO_DATA_DIR": str(folder / "data")}
-        command = [sys.executable, "-m", "cluelypro.cli", "serve", "--port", str(self.port), *options]
+        command = [sys.executable, "-X", "faulthandler", "-m", "cluelypro.cli", "serve", "--port", str(self.port), *options]
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, text=True, env=env, cwd=folder
@@ -129,7 +129,7 @@ class Serve:
         try:
             self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            self.process.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack
             self.process.wait()
         output = self.log.read_text()
         assert self.process.returncode == 0, output[-3000:]
@@ -348,3 +348,35 @@ class TestDashboard:
         assert widths[0] <= widths[1], f"horizontal scroll on a 390 px screen: {widths}, wide: {wide}"
         assert wide == []
         context.close()
+
+    def test_enrolment_through_the_page(self, input_server: Serve, playwright: Any, tmp_path: Path) -> None:
+        """25 s of the fake microphone (the golos recordings one after another) recorded in the
+        page with its countdown, sent as WAV; the page shows the threshold and the spread, and
+        the new profile (made the active one), which is then deleted from the page."""
+        speech = np.concatenate([read_audio(RU_AUDIO / f"golos_{i:02d}.wav") for i in range(10)])
+        reading = tmp_path / "reading.wav"
+        sf.write(reading, np.tile(speech, 1 + round(30 * SAMPLE_RATE) // len(speech)), SAMPLE_RATE, subtype="PCM_16")
+        browser = launch(playwright, reading)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 900}, locale="en-US")
+            errors = page_errors(page)
+            page.goto(input_server.base + "/")
+            assert "Read aloud" in (page.locator("#enrol-text").text_content() or "")
+            page.locator("#enrol [name=name]").fill("tester")
+            page.locator("#enrol-start").click()
+            page.locator("#enrol-countdown").filter(has_text=" s").wait_for(timeout=10_000)
+            page.locator("#enrol-result").filter(has_text="threshold").wait_for(timeout=120_000)
+            result = page.locator("#enrol-result").text_content() or ""
+            page.locator("#profiles li[data-name=tester]").wait_for(timeout=10_000)
+            profiles = input_server.get("/api/profiles")
+            print(f"enrolment shown: {result}; profiles: {profiles}")
+            assert [(p["name"], p["active"]) for p in profiles] == [("tester", True)] and "spread" in result
+            assert page.locator("#profiles li[data-name=tester] button.use").is_disabled()  # already active
+            shot(page, tmp_path / "enrolled.png")
+            page.on("dialog", lambda dialog: dialog.accept())  # "Delete profile tester?"
+            page.locator("#profiles li[data-name=tester] button.delete").click()
+            wait_until(lambda: input_server.get("/api/profiles") == [], "the profile deleted", 10)
+            page.locator("#profiles li[data-name=tester]").wait_for(state="detached", timeout=10_000)
+            assert errors == []
+        finally:
+            browser.close()
