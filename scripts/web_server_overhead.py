@@ -5,8 +5,8 @@ harness's: they implement the real protocols and take no CPU), on a real server 
   a chunk over when it is due, LEAD_S ahead of its playing time; the sender records when the
   socket has taken it), for every chunk and for each question's first chunk;
 - interruption → {"type": "flush"} sent (server side: the earpiece's stop() → the socket took it);
-- timeline emit → /ws/events message received (client side: receive time − the line's `wall`,
-  the same machine's clock).
+- timeline emit → /ws/events message: on the socket (server side), and received (client side:
+  receive time − the line's `wall`, the same machine's clock).
 
 Over N questions (default 20) asked in real time through /ws/audio, each interrupting the
 previous answer while it plays. Prints medians and p95 in milliseconds.
@@ -114,7 +114,8 @@ def main() -> None:
     print(f"earpiece chunk due → sent on /ws/audio, every chunk:   {percentiles_ms(list(web.browser.sent_delays))}")
     print(f"earpiece chunk due → sent, first chunk of each answer: {percentiles_ms(first_chunk)}")
     print(f"interruption (earpiece stop) → flush sent:             {percentiles_ms(list(web.browser.flush_delays))}")
-    print(f"timeline emit → /ws/events message received:           {percentiles_ms(event_delays)}")
+    print(f"timeline emit → /ws/events message sent (server):      {percentiles_ms(list(web.fanout.sent_delays))}")
+    print(f"timeline emit → /ws/events message received (client):  {percentiles_ms(event_delays)}")
     print(f"voice-to-voice over the browser path (scripted engines): p50 {latency['p50']:.3f} s, n={latency['count']}")
 
 

@@ -33,8 +33,10 @@ from websockets.sync.client import ClientConnection, connect
 from cluelypro import secrets
 from cluelypro.audio.earpiece import TrackEarpiece
 from cluelypro.config import SAMPLE_RATE
+from cluelypro.metrics.events import Device
 from cluelypro.metrics.timeline import Clock, Timeline
 from cluelypro.speaker.profiles import VoiceProfile, save_profile
+from cluelypro.web import browser_audio
 from cluelypro.web.app import serve_in_thread
 from cluelypro.web.browser_audio import MAX_FRAME_BYTES, to_pcm16
 from cluelypro.web.runtime import Route, WebPrompter
@@ -464,6 +466,28 @@ def test_audio_socket_limits_close_only_that_socket(server: str) -> None:
     wait_until(lambda: not call("GET", server + "/api/status").json()["audio_client"], "the page let go")
     with connect(url) as again:  # the prompter went on
         hello(again, "page-c")
+
+
+def test_audio_socket_without_hello_is_closed_and_lets_go(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(browser_audio, "HELLO_WITHIN_S", 0.3)
+    with connect(ws_url(server, "/ws/audio"), max_queue=None) as silent:
+        assert close_code(silent)[0] == 1008
+    with connect(ws_url(server, "/ws/audio"), max_queue=None) as page:
+        hello(page)
+
+
+def test_an_events_client_too_slow_is_closed_1013_and_the_others_go_on() -> None:
+    prompter = make_prompter()
+    prompter.fanout.queue_size = 3
+    with serve_in_thread(prompter) as base, connect(ws_url(base, "/ws/events")) as slow:
+        loop = prompter.fanout._loop
+        assert loop is not None
+        burst = lambda: [prompter.timeline.emit(Device("input", "lost", "mic"), 0.0) for _ in range(20)]  # noqa: E731
+        loop.call_soon_threadsafe(burst)
+        assert close_code(slow)[0] == 1013
+        with connect(ws_url(base, "/ws/events")) as fresh:  # the backlog, then live
+            assert [json.loads(str(receive(fresh)))["event"] for _ in range(20)] == ["device"] * 20
+        assert len(call("GET", base + "/api/events").json()) == 20
 
 
 def test_audio_socket_outside_browser_mode_is_closed_4400() -> None:

@@ -7,7 +7,8 @@ of its time, so the page never holds more than that — and `{"type": "flush"}` 
 is stopped (an interruption): the page drops what it has buffered at once.
 
 Limits close only the offending socket: a frame over MAX_FRAME_BYTES → 1009, a frame of odd byte
-length or text that is not JSON → 1007, a second page → 4409. The prompter goes on.
+length or text that is not JSON → 1007, no hello within HELLO_WITHIN_S → 1008, a second page →
+4409. The prompter goes on.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ LEAD_S = 0.15
 BACKLOG_S = 10.0
 """Microphone audio kept waiting for the pipeline before the oldest is dropped."""
 MAX_CLIENT_ID = 64
+HELLO_WITHIN_S = 10.0  # a socket that says nothing does not hold the audio for long
 
 FLUSH = json.dumps({"type": "flush"})
 READY = json.dumps({"type": "ready"})
@@ -109,7 +111,10 @@ class BrowserAudio:
         frames, outgoing = self._queues()
         sender: asyncio.Task | None = None
         try:
-            self.client = _hello(await socket.receive())
+            try:
+                self.client = _hello(await asyncio.wait_for(socket.receive(), HELLO_WITHIN_S))
+            except asyncio.TimeoutError:
+                raise Refused(1008, f"no hello within {HELLO_WITHIN_S:g} s") from None
             while not outgoing.empty():
                 outgoing.get_nowait()
             await socket.send_text(READY)

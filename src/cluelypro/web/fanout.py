@@ -29,11 +29,11 @@ class FanoutClosed(Exception):
 
 
 class EventClient:
-    def __init__(self, backlog: list[str], size: int) -> None:
+    def __init__(self, backlog: list[str], size: int, delays: deque[float]) -> None:
         self.backlog = backlog  # the lines kept when it joined, sent first
         self._queue: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue(size)
         self.overflowed = False
-        self.delays: deque[float] = deque(maxlen=1_000)  # emit → sent, seconds (measured)
+        self.delays = delays  # emit → sent (s), the fan-out's measurement
 
     def offer(self, message: str, emitted: float) -> bool:
         try:
@@ -68,6 +68,7 @@ class EventFanout:
         self.timeline = timeline
         self.queue_size = queue_size
         self._clients: set[EventClient] = set()
+        self.sent_delays: deque[float] = deque(maxlen=10_000)  # emit → on a client's socket (s)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         timeline.subscribe(self)
@@ -83,7 +84,7 @@ class EventFanout:
     def join(self) -> EventClient:
         """A new client: the kept lines now, then every line from now on (nothing lost between)."""
         backlog = [_encode(record) for record in list(self.timeline.events)]
-        client = EventClient(backlog, self.queue_size)
+        client = EventClient(backlog, self.queue_size, self.sent_delays)
         self._clients.add(client)
         return client
 
