@@ -99,13 +99,19 @@ class Serve:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = folder / "serve.log"
         env = {**os.environ, "CLUELYPRO_DATA_DIR": str(folder / "data")}
-        command = [sys.executable, "-X", "faulthandler", "-m", "cluelypro.cli", "serve", "--port", str(self.port), *options]
+        command = [sys.executable, "-X", "faulthandler", "-m", "cluelypro.cli", "serve", "--port", str(self.port)]
+        command += options
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, text=True, env=env, cwd=folder
             )
         self.started = time.monotonic()
-        wait_until(self.up, "the server to load its engines", LOAD_TIMEOUT_S, every=0.5)
+        try:
+            wait_until(self.up, "the server to load its engines", LOAD_TIMEOUT_S, every=0.5)
+        except BaseException:
+            self.process.kill()
+            self.process.wait()
+            raise
         self.load_s = time.monotonic() - self.started
 
     def up(self) -> bool:
@@ -178,9 +184,11 @@ def page_stats(page: Any) -> dict[str, Any]:
 @pytest.fixture(scope="class")
 def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     server = Serve(tmp_path_factory.mktemp("browser-serve"), "--audio", "browser")
-    print(f"\nserve --audio browser loaded in {server.load_s:.1f} s")
-    yield server
-    server.stop()
+    try:
+        print(f"\nserve --audio browser loaded in {server.load_s:.1f} s")
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="class")
@@ -281,9 +289,11 @@ def input_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     folder = tmp_path_factory.mktemp("input-serve")
     recording = question_wav(folder / "recording.wav", before_s=1.0, after_s=40.0)
     server = Serve(folder, "--input", str(recording))
-    print(f"\nserve --input loaded in {browser_server.load_s:.1f} s")
-    yield server
-    browser_server.stop()
+    try:
+        print(f"\nserve --input loaded in {server.load_s:.1f} s")
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="class")
