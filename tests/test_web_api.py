@@ -490,6 +490,31 @@ def test_an_events_client_too_slow_is_closed_1013_and_the_others_go_on() -> None
         assert len(call("GET", base + "/api/events").json()) == 20
 
 
+def test_mode_switch_between_local_and_browser_keeps_the_pipeline() -> None:
+    """The switch itself (a stand-in local route: this machine has no sound devices; the devices
+    are `run`'s, tested there)."""
+    prompter = make_prompter()
+    clock = prompter.clock
+
+    def local() -> Route:
+        return Route("local", _silence, TrackEarpiece(clock, 0, keep=False), devices={"input": "mic", "output": "ear"})
+
+    prompter._local = local
+    pipeline = prompter.pipeline
+    with serve_in_thread(prompter) as base:
+        switched = call("POST", base + "/api/mode", json={"audio": "local"})
+        assert switched.status_code == 200 and switched.json()["mode"] == "local"
+        assert switched.json()["devices"] == {"input": "mic", "output": "ear"}
+        with connect(ws_url(base, "/ws/audio"), max_queue=None) as refused:
+            assert close_code(refused)[0] == 4400
+        assert call("POST", base + "/api/mode", json={"audio": "browser"}).json()["mode"] == "browser"
+        with connect(ws_url(base, "/ws/audio"), max_queue=None) as page:
+            hello(page)
+            say(page, 1)
+            wait_until(lambda: events_of(base, "thesis"), "an answer after switching back")
+    assert prompter.pipeline is pipeline
+
+
 def test_audio_socket_outside_browser_mode_is_closed_4400() -> None:
     clock = Clock()
     route = Route("input", lambda: _silence(), TrackEarpiece(clock, 0, keep=False))
