@@ -222,7 +222,7 @@ enrolForm.addEventListener("submit", async (event) => {
     const wav = await record(seconds, (left) => ($("enrol-countdown").textContent = `${Math.ceil(left)} s`), audio);
     views.showMessage("enrol-result", t("uploading"));
     const result = await api.enrol(name, wav);
-    const spread = Object.entries(result.spread || {}).map(([k, v]) => `${k} ${typeof v === "number" ? v.toFixed(3) : v}`).join(", ");
+    const spread = Object.entries(result.spread || {}).map(([k, v]) => `${k} ${typeof v === "number" && !Number.isInteger(v) ? v.toFixed(3) : v}`).join(", ");
     const threshold = typeof result.threshold === "number" ? result.threshold.toFixed(3) : result.threshold;
     views.showMessage("enrol-result",
       `${t("enrolled")}: ${result.name} · ${t("threshold")} ${threshold} · ${t("spread")}: ${spread}${result.warning ? ` — ${result.warning}` : ""}`,
