@@ -117,6 +117,10 @@ def create_app(prompter: WebPrompter, policy: Policy) -> Any:
     def client_of(request: Request) -> str | None:
         return request.headers.get(CLIENT_HEADER)
 
+    def done(request: Request) -> JSONResponse:
+        """A control's answer: ok, and the status as the asking page sees it."""
+        return JSONResponse({"ok": True, **prompter.status(client_of(request))})
+
     @api.get("/", include_in_schema=False)
     async def page() -> Response:
         index = STATIC / "index.html"
@@ -143,7 +147,7 @@ def create_app(prompter: WebPrompter, policy: Policy) -> Any:
     @api.post("/api/control/{action}")
     async def control(action: str, request: Request) -> JSONResponse:
         prompter.control(action)
-        return JSONResponse({"ok": True, **prompter.status(client_of(request))})
+        return done(request)
 
     @api.post("/api/mode")
     async def mode(request: Request) -> JSONResponse:
@@ -151,7 +155,7 @@ def create_app(prompter: WebPrompter, policy: Policy) -> Any:
         if not isinstance(wanted.get("audio"), str):
             raise Invalid('the body must be {"audio": "local" | "browser"}')
         await prompter.set_mode(wanted["audio"])
-        return JSONResponse({"ok": True, **prompter.status(client_of(request))})
+        return done(request)
 
     @api.get("/api/profiles")
     async def list_profiles() -> JSONResponse:
@@ -169,7 +173,7 @@ def create_app(prompter: WebPrompter, policy: Policy) -> Any:
     @api.post("/api/profiles/{name}/use")
     async def use(name: str, request: Request) -> JSONResponse:
         prompter.use_profile(name)
-        return JSONResponse({"ok": True, **prompter.status(client_of(request))})
+        return done(request)
 
     @api.delete("/api/profiles/{name}")
     async def delete(name: str) -> JSONResponse:
