@@ -46,10 +46,11 @@ from harness.engines import ScriptedDetector, ScriptedEmbedder, ScriptedLLM, spe
 from harness.run import Harness
 
 FAKE_KEYS = {"OPENAI_API_KEY": "sk-test-web0123456789abcdef", "GEMINI_API_KEY": "sk-test-gemini0123456789"}
-LINES = {1: "Что такое фотосинтез?", 2: "Почему небо голубое?"}
+LINES = {1: "Что такое фотосинтез?", 2: "Почему небо голубое?", 3: "Вчера я долго гулял по набережной у реки."}
 REPLIES = {
     "фотосинтез": "1. Растения превращают свет в энергию сахаров.\n2. Хлорофилл поглощает красный и синий свет.\n",
     "небо": "1. Свет рассеивается на молекулах воздуха.\n2. Синий рассеивается сильнее красного.\n",
+    "набережной": "1. Прогулка у реки успокаивает.\n",
 }
 SEEN: list[str] = []  # every response body and message of this file, checked for the keys at the end
 FRAME_S = 0.1
@@ -382,6 +383,39 @@ def test_settings_patch_validated_by_the_settings_model(server: str) -> None:
     huge = json.dumps({"advance_policy": "repeat", "pad": "x" * 17_000})
     assert call("PATCH", server + "/api/settings", content=huge).status_code == 413
     assert call("GET", server + "/api/settings").json()["tts_speed"] == 1.5
+
+
+def test_settings_apply_to_the_running_pipeline_from_the_next_question() -> None:
+    with serve_in_thread(make_prompter()) as base, connect(ws_url(base, "/ws/audio"), max_queue=None) as page:
+        hello(page)
+        say(page, 3)  # a statement: the heuristic filter lets it go
+        wait_until(lambda: events_of(base, "question"), "the statement judged")
+        assert [(e["accepted"], e["reason"]) for e in events_of(base, "question")] == [(False, "statement")]
+        changed = call("PATCH", base + "/api/settings", json={"question_filter_mode": "all"}, headers=PAGE_A)
+        assert changed.status_code == 200
+        say(page, 3)
+        wait_until(lambda: events_of(base, "thesis"), "the same statement answered")
+        assert [e["accepted"] for e in events_of(base, "question")] == [False, True]
+        assert events_of(base, "thesis")[0]["text"] == "Прогулка у реки успокаивает."
+
+
+@pytest.mark.slow
+def test_voice_and_speed_go_to_the_real_rhvoice_from_the_next_thesis() -> None:
+    from cluelypro.tts.rhvoice import RhVoiceSynthesizer
+
+    prompter = make_prompter()
+    voice = RhVoiceSynthesizer("anna")
+    voice.load()
+    prompter.engines.synthesizers[:] = [voice]
+    with serve_in_thread(prompter) as base:
+        installed = call("GET", base + "/api/settings").json()["voices"]
+        assert {"anna", "aleksandr"} <= set(installed)
+        changed = call("PATCH", base + "/api/settings", json={"tts_voice": "aleksandr", "tts_speed": 1.4})
+        assert changed.status_code == 200
+        assert (voice.voice, voice.speed, voice.name) == ("aleksandr", 1.4, "rhvoice:aleksandr")
+        refused = call("PATCH", base + "/api/settings", json={"tts_voice": "nobody"})
+        assert refused.status_code == 422 and "aleksandr" in refused.json()["detail"]
+    voice.close()
 
 
 def _profile(name: str) -> VoiceProfile:
