@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,36 +36,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-import soundfile as sf
-
-from cluelypro.audio.io import read_audio
-from cluelypro.config import SAMPLE_RATE
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from test_web_browser import CHROMIUM, chromium_args, free_port, question_wav  # noqa: E402
+
 AUDIO = ROOT.parent / "shared" / "audio" / "ru"
-CHROMIUM = "/usr/bin/chromium"
 CLIPS = ["golos_00", "ohf_02", "ohf_06", "ohf_07", "golos_06"]
 ENV = {"QUESTION_FILTER_MODE": "all", "THESIS_REPEATS": "1", "DEEPENING_MAX_DEPTH": "0"}
-CHROMIUM_ARGS = [
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
-def recording(clip: str, folder: Path, before_s: float = 2.0, after_s: float = 20.0) -> Path:
-    speech = read_audio(AUDIO / f"{clip}.wav")
-    silence = lambda seconds: np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)  # noqa: E731
-    path = folder / f"{clip}.wav"
-    sf.write(path, np.concatenate([silence(before_s), speech, silence(after_s)]), SAMPLE_RATE, subtype="PCM_16")
-    return path
+def recording(clip: str, folder: Path) -> Path:
+    return question_wav(folder / f"{clip}.wav", before_s=2.0, after_s=20.0, clip=AUDIO / f"{clip}.wav")
 
 
 def voice_to_voice(events: list[dict[str, Any]], after_q: int = 0) -> tuple[int, float, dict[str, Any]] | None:
@@ -106,12 +88,6 @@ def run_path(clips: list[Path], folder: Path) -> dict[str, float | None]:
     return results
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def browser_path(clips: list[Path], folder: Path) -> dict[str, dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
@@ -134,9 +110,7 @@ def browser_path(clips: list[Path], folder: Path) -> dict[str, dict[str, Any]]:
         last_q = 0
         with sync_playwright() as pw:
             for clip in clips:
-                browser = pw.chromium.launch(
-                    executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={clip}%noloop"]
-                )
+                browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(clip))
                 try:
                     page = browser.new_page()
                     page.goto(f"{base}/?autostart=1&aec=0&ns=0&agc=0")

@@ -65,9 +65,9 @@ def chromium_args(capture: Path | None) -> list[str]:
     return args
 
 
-def question_wav(path: Path, before_s: float = 3.0, after_s: float = 45.0) -> Path:
-    """The question with silence around it, as Chromium's fake capture wants it (16-bit PCM)."""
-    speech = read_audio(QUESTION)
+def question_wav(path: Path, before_s: float = 3.0, after_s: float = 45.0, clip: Path = QUESTION) -> Path:
+    """A question with silence around it, as Chromium's fake capture wants it (16-bit PCM)."""
+    speech = read_audio(clip)
     silence = lambda seconds: np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)  # noqa: E731
     sf.write(path, np.concatenate([silence(before_s), speech, silence(after_s)]), SAMPLE_RATE, subtype="PCM_16")
     return path
@@ -143,6 +143,16 @@ class Serve:
         return output
 
 
+def serving(folder: Path, *options: str) -> Iterator[Serve]:
+    """A class's server: started, yielded, stopped (Ctrl+C, as a user would)."""
+    server = Serve(folder, *options)
+    try:
+        print(f"\nserve {' '.join(options)} loaded in {server.load_s:.1f} s")
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
     with playwright_api.sync_playwright() as pw:
@@ -183,12 +193,7 @@ def page_stats(page: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="class")
 def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    server = Serve(tmp_path_factory.mktemp("browser-serve"), "--audio", "browser")
-    try:
-        print(f"\nserve --audio browser loaded in {server.load_s:.1f} s")
-        yield server
-    finally:
-        server.stop()
+    yield from serving(tmp_path_factory.mktemp("browser-serve"), "--audio", "browser")
 
 
 @pytest.fixture(scope="class")
@@ -288,12 +293,7 @@ class TestBrowserMode:
 def input_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     folder = tmp_path_factory.mktemp("input-serve")
     recording = question_wav(folder / "recording.wav", before_s=1.0, after_s=40.0)
-    server = Serve(folder, "--input", str(recording))
-    try:
-        print(f"\nserve --input loaded in {server.load_s:.1f} s")
-        yield server
-    finally:
-        server.stop()
+    yield from serving(folder, "--input", str(recording))
 
 
 @pytest.fixture(scope="class")
