@@ -371,7 +371,7 @@ class TestDashboard:
             page = browser.new_page(viewport={"width": 1000, "height": 900}, locale="en-US")
             errors = page_errors(page)
             page.goto(input_server.base + "/")
-            assert "Read aloud" in (page.locator("#enrol-text").text_content() or "")
+            page.locator("#enrol-text").filter(has_text="Read aloud:").wait_for(timeout=10_000)  # the paragraph
             page.locator("#enrol [name=name]").fill("tester")
             page.locator("#enrol-start").click()
             page.locator("#enrol-countdown").filter(has_text=" s").wait_for(timeout=10_000)
