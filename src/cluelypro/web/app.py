@@ -1,6 +1,6 @@
 """The HTTP and WebSocket API of `cluelypro serve`, and the page (static/, no build step).
 
-The contract with the page (docs: /work/notes/readme-web-server.md → README "Web"):
+The contract with the page (README "Web" tells users the same):
 
 - GET /            the page (static/index.html); its modules, styles and worklets at /NAME
                    (relative links) and /static/NAME
