@@ -6,7 +6,8 @@ For N recordings of ../shared/audio/ru (each with silence before and after, 16-b
    (SPEC §3a: first playback_start − speech_end of the utterance that asked);
 2. one `cluelypro serve --audio browser` on 127.0.0.1, and for each recording a Chromium
    (Debian's, via Playwright) whose fake microphone plays X into the page (?autostart=1&aec=0…):
-   voice-to-voice from /api/events, and from the page (window.cluelypro.stats()):
+   voice-to-voice from /api/events (each recording starts once the previous answer is over, no
+   event for 3 s, as each `run` starts idle), and from the page (window.cluelypro.stats()):
    - page-side delay: the answer's first PCM frame received → audible (the playback worklet
      starts it, plus the context's output latency);
    - audible − playback_start: when the page made it audible (unix time) minus the `wall` of the
@@ -88,6 +89,16 @@ def run_path(clips: list[Path], folder: Path) -> dict[str, float | None]:
     return results
 
 
+def wait_until_quiet(base: str, quiet_s: float = 3.0, cap_s: float = 120.0) -> None:
+    """Until the timeline has had no event for `quiet_s` (the LLM done writing, the theses said)."""
+    deadline = time.monotonic() + cap_s
+    while time.monotonic() < deadline:
+        events = httpx.get(base + "/api/events").json()
+        if events and time.time() - events[-1]["wall"] >= quiet_s:
+            return
+        time.sleep(0.5)
+
+
 def browser_path(clips: list[Path], folder: Path) -> dict[str, dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
@@ -134,6 +145,7 @@ def browser_path(clips: list[Path], folder: Path) -> dict[str, dict[str, Any]]:
                     page.wait_for_function("window.cluelypro.stats().flushDelays.length >= 1", timeout=10_000)
                     httpx.post(base + "/api/control/unmute", headers=headers).raise_for_status()
                     stats = page.evaluate("window.cluelypro.stats()")
+                    wait_until_quiet(base)  # as each `run` starts idle: the answer fully written and said
                     audible = [w for w in stats["audibleWalls"] if w >= first_play["wall"] - 0.5]
                     results[clip.stem] = {
                         "voice_to_voice": latency,
