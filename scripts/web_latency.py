@@ -1,6 +1,7 @@
 """What the browser path adds to voice-to-voice latency, with the real engines, on this machine.
 
-For N recordings of ../shared/audio/ru (each with silence before and after, 16-bit WAV):
+For N recordings of ../shared/audio/ru (each with 8 s of silence before, so that Chromium has
+started before the question, and 20 s after; 16-bit WAV):
 
 1. `cluelypro run --input X --events A.jsonl` (real-time replay): voice-to-voice from A.jsonl
    (SPEC §3a: first playback_start − speech_end of the utterance that asked);
@@ -49,7 +50,7 @@ ENV = {"QUESTION_FILTER_MODE": "all", "THESIS_REPEATS": "1", "DEEPENING_MAX_DEPT
 
 
 def recording(clip: str, folder: Path) -> Path:
-    return question_wav(folder / f"{clip}.wav", before_s=2.0, after_s=20.0, clip=AUDIO / f"{clip}.wav")
+    return question_wav(folder / f"{clip}.wav", before_s=8.0, after_s=20.0, clip=AUDIO / f"{clip}.wav")
 
 
 def voice_to_voice(events: list[dict[str, Any]], after_q: int = 0) -> tuple[int, float, dict[str, Any]] | None:
