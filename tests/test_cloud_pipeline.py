@@ -31,6 +31,9 @@ KEY = "sk-test-" + uuid.uuid4().hex  # looks like a real key: redaction must cat
 ALWAYS = 50  # a fault armed this many times fails every request of a run
 BUDGET_S = 1.5
 SLOW_S = 10.0
+# Where every server is healthy, the budgets only have to be met on the slowest CI machine: the
+# tests assert which engines answered, not how fast (a busy CI host once missed 1.5 s).
+UNHURRIED = {"llm_ttft_budget_s": "8", "asr_timeout_s": "10", "tts_first_audio_budget_s": "8"}
 
 
 class QuietDisconnects(logging.Filter):
@@ -145,7 +148,7 @@ def engines_used(result) -> dict[str, str]:
 
 
 def test_cloud_engines_answer_a_real_question(faults, tmp_path: Path) -> None:
-    result = run(tmp_path, cloud_env(faults, use_llm_engine="cerebras,compatible,local"))
+    result = run(tmp_path, cloud_env(faults, use_llm_engine="cerebras,compatible,local", **UNHURRIED))
     assert engines_used(result) == {
         "asr": "openai:gpt-4o-mini-transcribe",
         "llm": "compatible:qwen2.5-coder-1.5b",
@@ -201,7 +204,7 @@ def test_a_rejected_key_never_appears_anywhere(faults, tmp_path: Path) -> None:
 
 
 def test_doctor_lists_usable_engines_and_why_others_are_not(faults, tmp_path: Path) -> None:
-    env = cloud_env(faults, use_llm_engine="cerebras,compatible,local")
+    env = cloud_env(faults, use_llm_engine="cerebras,compatible,local", **UNHURRIED)
     env.update(COLUMNS="200")
     done = subprocess.run(
         [sys.executable, "-m", "cluelypro.cli", "doctor", "--probe"],

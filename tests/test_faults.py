@@ -371,6 +371,24 @@ def test_early_speech_speaks_thesis_1_before_it_is_complete() -> None:
     assert harness.of("playback_start", q=1, index=1)[0]["t"] < harness.of("thesis", q=1, index=1)[0]["t"]
 
 
+def test_an_answer_stops_at_five_theses_and_its_generation_is_stopped() -> None:
+    facts = [
+        "Фотосинтез идёт в хлоропластах листьев.",
+        "Хлорофилл поглощает красный и синий свет.",
+        "Световая фаза расщепляет воду на мембранах.",
+        "Цикл Кальвина связывает углекислый газ.",
+        "Побочный продукт процесса — кислород атмосферы.",
+        "Растения запасают глюкозу в виде крахмала.",
+        "Скорость процесса зависит от температуры среды.",
+    ]
+    listing = "".join(f"{n}. {fact}\n" for n, fact in enumerate(facts, 1))
+    llm = ScriptedLLM({"фотосинтез": listing}, token_s=0.005)
+    harness = Harness(LINES, llms=[llm])
+    harness.run(Say(1), WaitFor(event("playback_end", q=1, index=5), "thesis 5 spoken"), Sleep(0.5))
+    assert [e["index"] for e in harness.of("thesis", q=1, depth=0)] == [1, 2, 3, 4, 5]
+    assert llm.closed_early >= 1, "the rest of the list was not generated"
+
+
 def test_a_mid_answer_hand_over_restarts_on_the_next_engine_without_repeats() -> None:
     cut = ScriptedLLM(dict(ANSWERS), name="cut-cloud", faults={"фотосинтез": Fault(raises_after=20)}, remote=True)
     harness = Harness(LINES, llms=[cut, answering_llm()])

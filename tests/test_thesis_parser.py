@@ -44,8 +44,18 @@ ONE_LINE_THESES = [
     "Деньги при этом обесцениваются со временем.",
     "Её измеряют индексом потребительских цен.",
 ]
+# Qwen2.5-Coder 1.5B on a CI machine's CPU, asked for the causes of the First World War.
+SIX_BULLETS = (
+    "- Народные войны в России и Болгарии\n"
+    "- Война с Францией по вопросам империи\n"
+    "- Война с Италией по вопросам империи\n"
+    "- Война с Англией по вопросам империи\n"
+    "- Война с Германии по вопросам империи\n"
+    "- Эти войны вызвали глобальный хаос, который привело к потере жизни."
+)
 CASES = [
     (NUMBERED, NUMBERED_THESES),
+    (SIX_BULLETS, [line[2:] for line in SIX_BULLETS.splitlines()[:5]]),  # at most five a round
     (
         SUB_ITEMS,
         [
@@ -117,6 +127,14 @@ def test_numbers_inside_a_thesis_do_not_split_it() -> None:
         "Война шла с 1914 по 1918 год, погибло 10 млн. человек.",
         "В ней участвовали 38 государств.",
     ]
+
+
+def test_the_parser_is_full_after_five_theses() -> None:
+    parser = ThesisStreamParser()
+    assert len(parser.feed(SIX_BULLETS[: SIX_BULLETS.rindex("\n") + 1])) == 5
+    assert parser.full
+    assert parser.feed("7. Ещё один лишний тезис о войне.\n") + parser.finish() == []
+    assert not ThesisStreamParser(already_said=NUMBERED_THESES).full  # five a round, not in all
 
 
 def test_small_talk_gives_nothing() -> None:

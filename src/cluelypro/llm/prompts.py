@@ -66,20 +66,26 @@ def thesis_messages(
     return [*_prefix(), {"role": "user", "content": user}]
 
 
-DEEPENING_HEAD = "(Эти тезисы уже сказаны, не повторяй их:"
-DEEPENING_TAIL = "Дай следующие тезисы, глубже и подробнее.)"
-_DEEPENING = re.compile(rf"(?s)(.*)\n{re.escape(DEEPENING_HEAD)}\n(.*)\n{re.escape(DEEPENING_TAIL)}")
+DEEPENING_HEAD = "(Эти тезисы уже сказаны:"
+DEEPENING_TAIL = "Продолжи список с пункта {next}: новые тезисы, глубже и подробнее, без повторов.)"
+_TAIL_BEFORE, _TAIL_AFTER = (re.escape(part) for part in DEEPENING_TAIL.split("{next}"))
+_DEEPENING = re.compile(rf"(?s)(.*)\n{re.escape(DEEPENING_HEAD)}\n(.*)\n{_TAIL_BEFORE}\d+{_TAIL_AFTER}")
+_SAID_NUMBER = re.compile(r"\d+\. ")
 KEEP_RECENT_THESES = 3  # trimming keeps the last few theses said, so deepening goes on from them
 
 
 def deepening_messages(question: str, previous_theses: list[str]) -> list[dict[str, str]]:
-    """Ask for deeper theses on the same question, never repeating the ones already given."""
+    """Ask for deeper theses on the same question, never repeating the ones already given.
+
+    The theses said are a numbered list to be continued: shown as a list to avoid, the small
+    Qwen models copied it whole before writing anything new, and their tokens ran out first."""
     return [*_prefix(), {"role": "user", "content": _deepening_request(question, previous_theses)}]
 
 
-def _deepening_request(question: str, theses: list[str]) -> str:
-    given = "\n".join(f"- {thesis}" for thesis in theses)
-    return f"{question.strip()}\n{DEEPENING_HEAD}\n{given}\n{DEEPENING_TAIL}"
+def _deepening_request(question: str, theses: list[str], first_number: int = 1) -> str:
+    given = "\n".join(f"{number}. {thesis}" for number, thesis in enumerate(theses, first_number))
+    tail = DEEPENING_TAIL.format(next=first_number + len(theses))
+    return f"{question.strip()}\n{DEEPENING_HEAD}\n{given}\n{tail}"
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ def shorter_prompts(messages: list[dict[str, str]]) -> list[Shorter]:
     pairs = [examples[i : i + 2] for i in range(0, len(examples), 2)]
 
     def without(theses: int, worked: int) -> Shorter:
-        content = request["content"] if question is None else _deepening_request(question, said[theses:])
+        content = request["content"] if question is None else _deepening_request(question, said[theses:], theses + 1)
         kept = [message for pair in pairs[: len(pairs) - worked] for message in pair]
         left_out = [
             f"{count} of {total} {what}"
@@ -120,4 +126,4 @@ def _split_deepening(content: str) -> tuple[str | None, list[str]]:
     found = _DEEPENING.fullmatch(content)
     if found is None:
         return None, []
-    return found.group(1), [line.removeprefix("- ") for line in found.group(2).split("\n") if line]
+    return found.group(1), [_SAID_NUMBER.sub("", line, count=1) for line in found.group(2).split("\n") if line]

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 MIN_WORDS = 3
 """Shorter lines ("0", "Да.", "Строки (str).") are not theses."""
+MAX_THESES = 5
+"""A round says at most five theses (SPEC §2.6): a small model sometimes lists on and on."""
 
 _MARKER = re.compile(r"(?:(\d{1,2})\s*[.)]\s*|[-*•–—]\s+)")  # "1. ", "2) ", "- ", "* ", "• "
 _LEADING_NUMBER = re.compile(r"\s*[*_]*\s*(\d{1,2})[.)]")
@@ -62,6 +64,12 @@ class ThesisStreamParser:
         self._said_any = False
         self._silent = False  # the answer began with "0": not a question, ignore the rest
         self.lines_done = 0  # segments (lines, or numbered items on one line) consumed so far
+        self.given = 0  # theses returned so far
+
+    @property
+    def full(self) -> bool:
+        """MAX_THESES have been returned: the rest of the stream is not wanted."""
+        return self.given >= MAX_THESES
 
     def feed(self, piece: str) -> list[str]:
         """Theses completed by this piece of the stream."""
@@ -82,7 +90,7 @@ class ThesisStreamParser:
 
     def _drain(self, final: bool) -> list[str]:
         theses: list[str] = []
-        while True:
+        while not self.full:
             end, resume = self._boundary()
             if end is None:
                 if not final:
@@ -94,9 +102,11 @@ class ThesisStreamParser:
             if thesis and thesis.casefold() not in self._seen:
                 self._said_any = True
                 self._seen.add(thesis.casefold())
+                self.given += 1
                 theses.append(thesis)
             if not self._buffer:
                 return theses
+        return theses
 
     def _boundary(self) -> tuple[int | None, int]:
         """Where the current segment ends and the next one starts, if already known."""

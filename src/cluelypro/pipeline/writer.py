@@ -117,6 +117,8 @@ class ThesisWriter:
                 for thesis in parser.feed(item.item):
                     given.append(thesis)
                     yield thesis
+                if parser.full:
+                    return  # closing the stream stops the engine's generation
                 if watch is not None:
                     watch(parser)
         if prefetch is not None and prefetch.error is not None:
