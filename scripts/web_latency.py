@@ -17,6 +17,9 @@ started before the question, and 20 s after; 16-bit WAV):
      interruption does) → ms from the {"type": "flush"} message to the worklet's first silent
      quantum.
 
+With --nice-browser N, Chromium runs at that nice level: on 2 cores, a browser beside the engines
+takes CPU from llama.cpp, which is contention, not the path (a phone's browser takes none).
+
 Both paths run with question_filter_mode=all (any recording is answered), thesis_repeats=1 and
 deepening_max_depth=0 (shorter runs; the first playback is unchanged). Prints medians and writes
 a JSON file.
@@ -100,7 +103,17 @@ def wait_until_quiet(base: str, quiet_s: float = 3.0, cap_s: float = 120.0) -> N
         time.sleep(0.5)
 
 
-def browser_path(clips: list[Path], folder: Path) -> dict[str, dict[str, Any]]:
+def browser_executable(folder: Path, nice: int) -> Path:
+    """Debian's Chromium, or a wrapper that starts it at `nice` (its children inherit it)."""
+    if not nice:
+        return CHROMIUM
+    wrapper = folder / "chromium-nice.sh"
+    wrapper.write_text(f'#!/bin/sh\nexec nice -n {nice} "{CHROMIUM}" "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def browser_path(clips: list[Path], folder: Path, nice: int = 0) -> dict[str, dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
     port = free_port()
@@ -122,7 +135,8 @@ def browser_path(clips: list[Path], folder: Path) -> dict[str, dict[str, Any]]:
         last_q = 0
         with sync_playwright() as pw:
             for clip in clips:
-                browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(clip))
+                executable = browser_executable(folder, nice)
+                browser = pw.chromium.launch(executable_path=str(executable), args=chromium_args(clip))
                 try:
                     page = browser.new_page()
                     page.goto(f"{base}/?autostart=1&aec=0&ns=0&agc=0")
@@ -185,12 +199,13 @@ def main() -> int:
     parser.add_argument("--clips", nargs="+", default=CLIPS, help="recordings of ../shared/audio/ru, without .wav")
     parser.add_argument("--out", type=Path, default=Path("/tmp/web-latency"))
     parser.add_argument("--skip-run", action="store_true", help="only the browser path")
+    parser.add_argument("--nice-browser", type=int, default=0, help="run Chromium at this nice level (0-19)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     clips = [recording(clip, args.out) for clip in args.clips]
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    browser = browser_path(clips, args.out)
+    browser = browser_path(clips, args.out, args.nice_browser)
     run = {} if args.skip_run else run_path(clips, args.out)
     pairs = [(run.get(c.stem), browser[c.stem]["voice_to_voice"]) for c in clips if c.stem in browser]
     both = [(r, b) for r, b in pairs if r is not None and b is not None]
@@ -203,6 +218,7 @@ def main() -> int:
             [v.get("audible_minus_playback_start_ms") for v in browser.values()]
         ),
         "flush_ms_p50": median([v.get("flush_ms") for v in browser.values()]),
+        "browser_nice": args.nice_browser,
         "load_before": load,
         "load_after": os.getloadavg(),
     }
