@@ -133,9 +133,9 @@ def browser_path(clips: list[Path], folder: Path, nice: int = 0) -> dict[str, di
             except httpx.TransportError:
                 time.sleep(0.5)
         last_q = 0
+        executable = browser_executable(folder, nice)
         with sync_playwright() as pw:
             for clip in clips:
-                executable = browser_executable(folder, nice)
                 browser = pw.chromium.launch(executable_path=str(executable), args=chromium_args(clip))
                 try:
                     page = browser.new_page()

@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 TEMPERATURE = 0.0  # greedy: the same question gets the same theses
 REPEAT_PENALTY = 1.1  # without it the 1.5B model loops on one line until max_tokens
-STOP: list[str] = []  # the parser stops the stream after five new theses (MAX_THESES)
 # Chat-template tokens around each message («<|im_start|>user\n … <|im_end|>\n» is 5 in ChatML,
 # Llama 3's headers 5) and before the reply, with room to spare: an upper bound for any template.
 MESSAGE_MARKUP_TOKENS = 8
@@ -180,7 +179,6 @@ class LlamaThesisLLM:
             max_tokens=max_tokens,
             temperature=TEMPERATURE,
             repeat_penalty=REPEAT_PENALTY,
-            stop=STOP,
             grammar=self._grammar,
         )
         try:

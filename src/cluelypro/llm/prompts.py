@@ -70,7 +70,7 @@ DEEPENING_HEAD = "(Эти тезисы уже сказаны:"
 DEEPENING_TAIL = "Продолжи список с пункта {next}: новые тезисы, глубже и подробнее, без повторов.)"
 _TAIL_BEFORE, _TAIL_AFTER = (re.escape(part) for part in DEEPENING_TAIL.split("{next}"))
 _DEEPENING = re.compile(rf"(?s)(.*)\n{re.escape(DEEPENING_HEAD)}\n(.*)\n{_TAIL_BEFORE}\d+{_TAIL_AFTER}")
-_SAID_NUMBER = re.compile(r"\d+\. ")
+_SAID_NUMBER = re.compile(r"^\d+\. ")
 KEEP_RECENT_THESES = 3  # trimming keeps the last few theses said, so deepening goes on from them
 
 

@@ -61,7 +61,6 @@ class ThesisStreamParser:
         self._last_number = 0
         self._marked = False  # some line had a number or bullet: unmarked lines are epilogue
         self._seen = {thesis.casefold() for thesis in already_said}  # say each thesis once
-        self._said_any = False
         self._silent = False  # the answer began with "0": not a question, ignore the rest
         self.lines_done = 0  # segments (lines, or numbered items on one line) consumed so far
         self.given = 0  # theses returned so far
@@ -100,7 +99,6 @@ class ThesisStreamParser:
             self.lines_done += 1
             thesis = self._clean(segment)
             if thesis and thesis.casefold() not in self._seen:
-                self._said_any = True
                 self._seen.add(thesis.casefold())
                 self.given += 1
                 theses.append(thesis)
@@ -125,7 +123,7 @@ class ThesisStreamParser:
     def _clean(self, line: str) -> str | None:
         text = line.replace("**", "").replace("__", "").replace("`", "").strip()
         text = text.lstrip("#").strip()
-        if text in ("0", "0.") and not self._said_any:
+        if text in ("0", "0.") and not self.given:
             self._silent = True
         if self._silent or not text:
             return None
