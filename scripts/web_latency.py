@@ -19,6 +19,10 @@ started before the question, and 20 s after; 16-bit WAV):
 
 With --nice-browser N, Chromium runs at that nice level: on 2 cores, a browser beside the engines
 takes CPU from llama.cpp, which is contention, not the path (a phone's browser takes none).
+With --client ws, a Python client speaks the page's /ws/audio protocol instead of Chromium (the
+recording in 20 ms frames at real time, as the capture worklet sends them): the path's server
+side and socket with the engines' CPU left alone; it reports when the answer's first PCM frame
+was received, minus playback_start.
 
 Both paths run with question_filter_mode=all (any recording is answered), thesis_repeats=1 and
 deepening_max_depth=0 (shorter runs; the first playback is unchanged). Prints medians and writes
@@ -36,11 +40,16 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import soundfile as sf
+from websockets.typing import Origin
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -49,6 +58,7 @@ from test_web_browser import CHROMIUM, chromium_args, free_port, question_wav  #
 
 AUDIO = ROOT.parent / "shared" / "audio" / "ru"
 CLIPS = ["golos_00", "ohf_02", "ohf_06", "ohf_07", "golos_06"]
+FRAME = 320  # 20 ms at 16 kHz, as the page's capture worklet sends
 ENV = {"QUESTION_FILTER_MODE": "all", "THESIS_REPEATS": "1", "DEEPENING_MAX_DEPTH": "0"}
 
 
@@ -113,15 +123,14 @@ def browser_executable(folder: Path, nice: int) -> Path:
     return wrapper
 
 
-def browser_path(clips: list[Path], folder: Path, nice: int = 0) -> dict[str, dict[str, Any]]:
-    from playwright.sync_api import sync_playwright
-
+@contextmanager
+def serving(folder: Path) -> Iterator[str]:
+    """One `cluelypro serve --audio browser` on 127.0.0.1 for all the clips; its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = (folder / "serve.log").open("w")
     command = [sys.executable, "-m", "cluelypro.cli", "serve", "--audio", "browser", "--port", str(port)]
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env(), cwd=folder)
-    results: dict[str, dict[str, Any]] = {}
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -132,48 +141,7 @@ def browser_path(clips: list[Path], folder: Path, nice: int = 0) -> dict[str, di
                     break
             except httpx.TransportError:
                 time.sleep(0.5)
-        last_q = 0
-        executable = browser_executable(folder, nice)
-        with sync_playwright() as pw:
-            for clip in clips:
-                browser = pw.chromium.launch(executable_path=str(executable), args=chromium_args(clip))
-                try:
-                    page = browser.new_page()
-                    page.goto(f"{base}/?autostart=1&aec=0&ns=0&agc=0")
-                    page.wait_for_function("window.cluelypro && window.cluelypro.stats().audioReady", timeout=30_000)
-                    found = None
-                    deadline = time.monotonic() + 180
-                    while found is None and time.monotonic() < deadline:
-                        time.sleep(0.3)
-                        found = voice_to_voice(httpx.get(base + "/api/events").json(), last_q)
-                    if found is None:
-                        print(f"page  {clip.stem}: no answer in 180 s")
-                        results[clip.stem] = {"voice_to_voice": None}
-                        continue
-                    q, latency, first_play = found
-                    last_q = q
-                    page.wait_for_function("window.cluelypro.stats().starts >= 1", timeout=10_000)
-                    time.sleep(0.5)
-                    client = page.evaluate("window.cluelypro.clientId")
-                    headers = {"X-CluelyPro-Client": client}
-                    httpx.post(base + "/api/control/mute", headers=headers).raise_for_status()
-                    page.wait_for_function("window.cluelypro.stats().flushDelays.length >= 1", timeout=10_000)
-                    httpx.post(base + "/api/control/unmute", headers=headers).raise_for_status()
-                    stats = page.evaluate("window.cluelypro.stats()")
-                    wait_until_quiet(base)  # as each `run` starts idle: the answer fully written and said
-                    audible = [w for w in stats["audibleWalls"] if w >= first_play["wall"] - 0.5]
-                    results[clip.stem] = {
-                        "voice_to_voice": latency,
-                        "page_delay_ms": stats["pageDelays"][0] if stats["pageDelays"] else None,
-                        "audible_minus_playback_start_ms": (audible[0] - first_play["wall"]) * 1000
-                        if audible
-                        else None,
-                        "flush_ms": stats["flushDelays"][0],
-                        "context": stats["context"],
-                    }
-                    print(f"page  {clip.stem}: {json.dumps(results[clip.stem])}")
-                finally:
-                    browser.close()
+        yield base
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -182,6 +150,150 @@ def browser_path(clips: list[Path], folder: Path, nice: int = 0) -> dict[str, di
             server.kill()
             server.wait()
         log.close()
+
+
+def await_answer(base: str, after_q: int) -> tuple[int, float, dict[str, Any]] | None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        found = voice_to_voice(httpx.get(base + "/api/events").json(), after_q)
+        if found is not None:
+            return found
+    return None
+
+
+def browser_path(clips: list[Path], folder: Path, nice: int = 0) -> dict[str, dict[str, Any]]:
+    from playwright.sync_api import sync_playwright
+
+    results: dict[str, dict[str, Any]] = {}
+    last_q = 0
+    executable = browser_executable(folder, nice)
+    with serving(folder) as base, sync_playwright() as pw:
+        for clip in clips:
+            browser = pw.chromium.launch(executable_path=str(executable), args=chromium_args(clip))
+            try:
+                page = browser.new_page()
+                page.goto(f"{base}/?autostart=1&aec=0&ns=0&agc=0")
+                page.wait_for_function("window.cluelypro && window.cluelypro.stats().audioReady", timeout=30_000)
+                found = await_answer(base, last_q)
+                if found is None:
+                    print(f"page  {clip.stem}: no answer in 180 s")
+                    results[clip.stem] = {"voice_to_voice": None}
+                    continue
+                q, latency, first_play = found
+                last_q = q
+                page.wait_for_function("window.cluelypro.stats().starts >= 1", timeout=10_000)
+                time.sleep(0.5)
+                client = page.evaluate("window.cluelypro.clientId")
+                headers = {"X-CluelyPro-Client": client}
+                httpx.post(base + "/api/control/mute", headers=headers).raise_for_status()
+                page.wait_for_function("window.cluelypro.stats().flushDelays.length >= 1", timeout=10_000)
+                httpx.post(base + "/api/control/unmute", headers=headers).raise_for_status()
+                stats = page.evaluate("window.cluelypro.stats()")
+                wait_until_quiet(base)  # as each `run` starts idle: the answer fully written and said
+                audible = [w for w in stats["audibleWalls"] if w >= first_play["wall"] - 0.5]
+                results[clip.stem] = {
+                    "voice_to_voice": latency,
+                    "page_delay_ms": stats["pageDelays"][0] if stats["pageDelays"] else None,
+                    "audible_minus_playback_start_ms": (audible[0] - first_play["wall"]) * 1000 if audible else None,
+                    "flush_ms": stats["flushDelays"][0],
+                    "context": stats["context"],
+                }
+                print(f"page  {clip.stem}: {json.dumps(results[clip.stem])}")
+            finally:
+                browser.close()
+    return results
+
+
+class SocketClient:
+    """The page's /ws/audio protocol without a browser: hello, then the recording in 20 ms int16
+    frames at real time (silence once it ends), and the wall time of every PCM frame received."""
+
+    def __init__(self, base: str, clip: Path) -> None:
+        from websockets.sync.client import connect
+
+        audio, rate = sf.read(clip, dtype="int16")
+        assert rate == 16000, rate
+        self.frames = [audio[i : i + FRAME].tobytes() for i in range(0, len(audio), FRAME)]
+        url = base.replace("http", "ws", 1) + "/ws/audio"
+        self.stack = ExitStack()
+        self.socket = self.stack.enter_context(connect(url, origin=Origin(base), max_size=None))
+        self.socket.send(json.dumps({"type": "hello", "rate": 16000, "client": "web-latency"}))
+        self.received: list[tuple[float, int]] = []  # (wall time, samples) of each PCM frame
+        self.flushes: list[float] = []
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self.send_frames), threading.Thread(target=self.receive)]
+        for thread in self.threads:
+            thread.start()
+
+    def send_frames(self) -> None:
+        started = time.monotonic()
+        silence = bytes(2 * FRAME)
+        n = 0
+        while not self.stopping.is_set():
+            self.socket.send(self.frames[n] if n < len(self.frames) else silence)
+            n += 1
+            time.sleep(max(0.0, started + n * FRAME / 16000 - time.monotonic()))
+
+    def receive(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            for message in self.socket:
+                if isinstance(message, bytes):
+                    self.received.append((time.time(), len(message) // 2))
+                elif json.loads(message).get("type") == "flush":
+                    self.flushes.append(time.time())
+        except ConnectionClosed:
+            pass
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.threads[0].join()
+        self.stack.close()
+        self.threads[1].join()
+
+    def startup_margin_ms(self, since: float, window_s: float = 1.0) -> float | None:
+        """Of the answer's first `window_s` of audio received from `since` (wall): the least time
+        by which a frame came before the page, starting at once on the first, would need it."""
+        frames = [(wall, n) for wall, n in self.received if wall >= since]
+        if not frames:
+            return None
+        first, margins, queued = frames[0][0], [], frames[0][1] / 16000
+        for wall, n in frames[1:]:
+            if queued > window_s:
+                break
+            margins.append(queued - (wall - first))
+            queued += n / 16000
+        return min(margins) * 1000 if margins else None
+
+
+def socket_path(clips: list[Path], folder: Path) -> dict[str, dict[str, Any]]:
+    """The browser path's server side, with a client that takes no CPU worth counting."""
+    results: dict[str, dict[str, Any]] = {}
+    last_q = 0
+    with serving(folder) as base:
+        for clip in clips:
+            client = SocketClient(base, clip)
+            try:
+                found = await_answer(base, last_q)
+                if found is None:
+                    print(f"ws    {clip.stem}: no answer in 180 s")
+                    results[clip.stem] = {"voice_to_voice": None}
+                    continue
+                q, latency, first_play = found
+                last_q = q
+                wait_until_quiet(base)
+                since = first_play["wall"] - 0.5
+                received = [wall for wall, _ in client.received if wall >= since]
+                results[clip.stem] = {
+                    "voice_to_voice": latency,
+                    "received_minus_playback_start_ms": (received[0] - first_play["wall"]) * 1000 if received else None,
+                    "startup_margin_ms": client.startup_margin_ms(since),
+                }
+                print(f"ws    {clip.stem}: {json.dumps(results[clip.stem])}")
+            finally:
+                client.close()
     return results
 
 
@@ -200,12 +312,21 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/web-latency"))
     parser.add_argument("--skip-run", action="store_true", help="only the browser path")
     parser.add_argument("--nice-browser", type=int, default=0, help="run Chromium at this nice level (0-19)")
+    parser.add_argument(
+        "--client",
+        choices=["chromium", "ws"],
+        default="chromium",
+        help="the page in Chromium, or a Python client speaking its /ws/audio protocol (no browser CPU)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     clips = [recording(clip, args.out) for clip in args.clips]
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    browser = browser_path(clips, args.out, args.nice_browser)
+    if args.client == "ws":
+        browser = socket_path(clips, args.out)
+    else:
+        browser = browser_path(clips, args.out, args.nice_browser)
     run = {} if args.skip_run else run_path(clips, args.out)
     pairs = [(run.get(c.stem), browser[c.stem]["voice_to_voice"]) for c in clips if c.stem in browser]
     both = [(r, b) for r, b in pairs if r is not None and b is not None]
@@ -218,6 +339,14 @@ def main() -> int:
             [v.get("audible_minus_playback_start_ms") for v in browser.values()]
         ),
         "flush_ms_p50": median([v.get("flush_ms") for v in browser.values()]),
+        "received_minus_playback_start_ms_p50": median(
+            [v.get("received_minus_playback_start_ms") for v in browser.values()]
+        ),
+        "startup_margin_ms_min": min(
+            (v["startup_margin_ms"] for v in browser.values() if v.get("startup_margin_ms") is not None),
+            default=None,
+        ),
+        "client": args.client,
         "browser_nice": args.nice_browser,
         "load_before": load,
         "load_after": os.getloadavg(),
