@@ -135,7 +135,7 @@ def _compatible_llm(s: Settings) -> ThesisLLM:
 def _local_asr(s: Settings) -> SpeechRecognizer:
     from cluelypro.asr.whisper import WhisperRecognizer
 
-    return WhisperRecognizer(s.asr_model, s.asr_language, s.asr_threads)
+    return WhisperRecognizer(s.asr_model, s.asr_language, s.asr_threads, beam_size=s.asr_beam_size, prompt=s.asr_prompt)
 
 
 def _openai_asr(s: Settings) -> SpeechRecognizer:
