@@ -201,7 +201,7 @@ async def _asked(
 def _answer_line(entry: dict[str, Any]) -> str:
     heard = f" heard «{escape(entry['heard'])}»" if entry["heard"] is not None else ""
     covered = sum(c is not None for c in entry["facts_covered"])
-    faults = f"  [yellow]{escape(report._kinds(entry))}[/]" if entry["violations"] else ""
+    faults = f"  [yellow]{escape(report.kinds(entry))}[/]" if entry["violations"] else ""
     error = f"  [red]{escape(entry['error'])}[/]" if "error" in entry else ""
     return (
         f"«{escape(entry['question'])}»{heard}: {len(entry['theses'])} theses, "

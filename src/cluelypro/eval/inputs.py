@@ -4,7 +4,7 @@ the recordings they name. Every problem is one line saying which file and line."
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,6 @@ class LabelledQuestion:
     facts: tuple[tuple[str, ...], ...]
     audio: tuple[str, ...] = ()
     subject: str | None = None
-    extra: dict = field(default_factory=dict, compare=False)
 
 
 def existing_folder(folder: Path) -> Path:
@@ -102,9 +101,8 @@ def _question(line: str, where: str) -> LabelledQuestion:
         raise EvalInputError(f'{where}: "audio" must be a file name or a list of file names')
     if subject is not None and not isinstance(subject, str):
         raise EvalInputError(f'{where}: "subject" must be a string')
-    extra = {key: value for key, value in item.items() if key not in ("question", "facts", "audio", "subject")}
     assert isinstance(facts, list)  # checked by _strings_lists
-    return LabelledQuestion(question.strip(), tuple(tuple(fact) for fact in facts), tuple(audio or ()), subject, extra)
+    return LabelledQuestion(question.strip(), tuple(tuple(fact) for fact in facts), tuple(audio or ()), subject)
 
 
 def _strings_lists(value: object) -> bool:

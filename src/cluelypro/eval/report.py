@@ -29,7 +29,7 @@ def _covered(entry: dict[str, Any]) -> str:
     return f"{sum(c is not None for c in entry['facts_covered'])}/{len(entry['facts'])}"
 
 
-def _kinds(entry: dict[str, Any]) -> str:
+def kinds(entry: dict[str, Any]) -> str:
     return ", ".join(violation["kind"] for violation in entry["violations"]) or "—"
 
 
@@ -67,7 +67,7 @@ def answer_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             "—" if e["heard"] is None else e["heard"],
             str(len(e["theses"])),
             _covered(e),
-            _kinds(e),
+            kinds(e),
             _seconds(e["first_thesis_s"]),
         ]
         for number, e in enumerate(summary["questions"], 1)
