@@ -42,6 +42,8 @@ EXIT_USER_ERROR = 2
 JsonOption = Annotated[Path | None, Option("--json", help="write the results as JSON")]
 ReportOption = Annotated[Path | None, Option("--report", help="write a Markdown report")]
 LimitOption = Annotated[int | None, Option(min=1, help="only the first N recordings or questions")]
+AsrModelOption = Annotated[str | None, Option(help="faster-whisper model name or path (ASR_MODEL)")]
+LlmModelOption = Annotated[str | None, Option(help="embedded LLM name or GGUF path (LLM_MODEL)")]
 
 
 def register_eval_command(
@@ -56,26 +58,36 @@ def register_eval_command(
         json_path: JsonOption = None,
         report_path: ReportOption = None,
         limit: LimitOption = None,
+        asr_model: AsrModelOption = None,
     ) -> None:
         """WER, CER and key-term accuracy of the ASR chain, per file and over the folder."""
-        guarded(lambda: _user_errors(lambda: _score_asr(settings_factory(), folder, json_path, report_path, limit)))
+        guarded(
+            lambda: _user_errors(
+                lambda: _score_asr(settings_factory(asr_model=asr_model), folder, json_path, report_path, limit)
+            )
+        )
 
     @quality.command("answers")
     def answers(
-        questions: Annotated[Path, Argument(help='JSON lines: {"question", "audio"?, "facts": [[alternative, …], …]}')],
+        questions: Annotated[
+            Path, Argument(help="JSON lines: question, facts (lists of alternatives), optional audio, subject")
+        ],
         audio: Annotated[
             Path | None, Option(help="folder of the recordings: ask what the ASR chain hears of each")
         ] = None,
         json_path: JsonOption = None,
         report_path: ReportOption = None,
         limit: LimitOption = None,
+        asr_model: AsrModelOption = None,
+        llm_model: LlmModelOption = None,
     ) -> None:
         """Fact coverage and violations of the theses, from the question text or its recording."""
-        guarded(
-            lambda: _user_errors(
-                lambda: _score_answers(settings_factory(), questions, audio, json_path, report_path, limit)
-            )
-        )
+
+        def body() -> int:
+            settings = settings_factory(asr_model=asr_model, llm_model=llm_model)
+            return _score_answers(settings, questions, audio, json_path, report_path, limit)
+
+        guarded(lambda: _user_errors(body))
 
 
 def _user_errors(body: Callable[[], int]) -> int:

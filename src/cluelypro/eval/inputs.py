@@ -4,8 +4,10 @@ the recordings they name. Every problem is one line saying which file and line."
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -13,6 +15,7 @@ from cluelypro.audio.io import AudioInputError, read_audio, shown
 
 TRANSCRIPTS = "transcripts.tsv"
 TSV_FORMAT = "file<TAB>reference text[<TAB>key terms separated by |]"
+T = TypeVar("T")
 JSONL_FORMAT = '{"question": "…", "audio": "file.wav" or [...], "facts": [["alternative", …], …]}'
 
 
@@ -46,20 +49,19 @@ def load_transcripts(folder: Path, limit: int | None = None) -> list[LabelledRec
     path = existing_folder(folder) / TRANSCRIPTS
     if not path.is_file():
         raise EvalInputError(f"no {TRANSCRIPTS} in {shown(folder)} (one line per recording: {TSV_FORMAT})")
-    recordings = []
-    for number, line in enumerate(_lines(path), 1):
-        if line.strip():
-            recordings.append(_recording(line, f"{shown(path)} line {number}"))
-    if not recordings:
-        raise EvalInputError(f"{shown(path)} lists no recordings ({TSV_FORMAT})")
-    return recordings[:limit]
+    return _parsed(path, _recording, f"lists no recordings ({TSV_FORMAT})")[:limit]
 
 
-def _lines(path: Path) -> list[str]:
+def _parsed(path: Path, parse: Callable[[str, str], T], when_empty: str) -> list[T]:
+    """`parse(line, where)` of each non-blank line; `where` names the file and line for errors."""
     try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise EvalInputError(f"cannot read {shown(path)}: {error}") from None
+    items = [parse(line, f"{shown(path)} line {number}") for number, line in enumerate(lines, 1) if line.strip()]
+    if not items:
+        raise EvalInputError(f"{shown(path)} {when_empty}")
+    return items
 
 
 def _recording(line: str, where: str) -> LabelledRecording:
@@ -74,13 +76,7 @@ def load_questions(path: Path, limit: int | None = None) -> list[LabelledQuestio
     """The questions of a JSON-lines file (blank lines skipped; only the first `limit`)."""
     if not path.is_file():
         raise EvalInputError(f"question file not found: {shown(path)}")
-    questions = []
-    for number, line in enumerate(_lines(path), 1):
-        if line.strip():
-            questions.append(_question(line, f"{shown(path)} line {number}"))
-    if not questions:
-        raise EvalInputError(f"{shown(path)} holds no questions (one JSON object a line: {JSONL_FORMAT})")
-    return questions[:limit]
+    return _parsed(path, _question, f"holds no questions (one JSON object a line: {JSONL_FORMAT})")[:limit]
 
 
 def _question(line: str, where: str) -> LabelledQuestion:
