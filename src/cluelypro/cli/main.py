@@ -28,6 +28,7 @@ from cluelypro.audio.sources import capture_microphone, replay_file
 from cluelypro.cli import console as ui
 from cluelypro.cli.bench import register_bench_command
 from cluelypro.cli.doctor import register_doctor_command
+from cluelypro.cli.eval import register_eval_command
 from cluelypro.cli.profiles import register_profile_commands
 from cluelypro.cli.serve import register_serve_command
 from cluelypro.cli.session import Session
@@ -210,6 +211,7 @@ register_profile_commands(app, _guarded, _settings)
 register_bench_command(app, _guarded, _settings)
 register_doctor_command(app, _guarded, _settings)
 register_serve_command(app, _guarded, _settings)
+register_eval_command(app, _guarded, _settings)
 
 
 def main() -> None:
