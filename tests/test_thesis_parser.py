@@ -202,3 +202,37 @@ def test_a_thesis_spoken_early_and_then_dropped_keeps_what_was_written(written: 
     from cluelypro.pipeline.answer import _heading_thesis
 
     assert _heading_thesis(written, head) == thesis
+
+
+def test_theses_a_voice_would_misread_are_repaired_or_dropped() -> None:
+    """The post-filter (issue 12): the 1.5B model's real slips — a Latin word, a Latin aside, a
+    formula, a chemical formula — and a thesis that only repeats part of an earlier one."""
+    answer = (
+        "1. Фотосинтез — процесс, при котором живые organisms преобразуют энергию света.\n"
+        "2. Хлорофилл (chlorophyll) поглощает солнечный свет.\n"
+        "3. Растения поглощают CO₂ и выделяют O2.\n"
+        "4. По теореме c^2 = a^2 + b^2 для любого треугольника.\n"
+        "5. Хлорофилл поглощает свет.\n"
+        "6. Python используют для анализа данных в биологии.\n"
+    )
+    assert run([answer])[0] == [
+        "Хлорофилл поглощает солнечный свет.",
+        "Растения поглощают углекислый газ и выделяют кислород.",
+        "Python используют для анализа данных в биологии.",  # a Latin word with a set reading
+    ]
+
+
+def test_a_thesis_started_early_stops_before_a_word_a_voice_would_misread() -> None:
+    parser = ThesisStreamParser()
+    parser.feed("1. Живые organisms преобразуют")
+    assert parser.numbered_partial() == "Живые "
+    parser = ThesisStreamParser()
+    parser.feed("1. Растения поглощают CO2 и ")
+    assert parser.numbered_partial() == "Растения поглощают углекислый газ и "
+
+
+def test_deepening_drops_a_thesis_that_only_rephrases_one_said() -> None:
+    parser = ThesisStreamParser(["Хлорофилл поглощает солнечный свет и запасает энергию."])
+    assert parser.feed("1. Солнечный свет поглощает хлорофилл.\n2. Кислород выделяется в атмосферу.\n") == [
+        "Кислород выделяется в атмосферу."
+    ]

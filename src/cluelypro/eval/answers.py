@@ -18,7 +18,6 @@ from typing import Any
 from cluelypro.config import Settings
 from cluelypro.eval.inputs import LabelledQuestion
 from cluelypro.eval.text import errors, lemmas, phrase_in
-from cluelypro.eval.violations import CUT, KINDS, answer_cut, misread_reason, violations_of
 from cluelypro.llm.base import ThesisLLM
 from cluelypro.llm.prompts import thesis_messages
 from cluelypro.llm.thesis_parser import MAX_THESES
@@ -30,6 +29,7 @@ from cluelypro.pipeline.fallback import AllEnginesFailed, EngineChain
 from cluelypro.pipeline.frames import Question
 from cluelypro.pipeline.turns import Cancellation
 from cluelypro.pipeline.writer import ThesisWriter
+from cluelypro.prompter.speakable import CUT, KINDS, answer_cut, misread_reason, violations_of
 
 
 @dataclass

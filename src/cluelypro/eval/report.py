@@ -9,8 +9,8 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from cluelypro.eval.violations import KINDS
 from cluelypro.private_files import open_private
+from cluelypro.prompter.speakable import KINDS
 
 
 def _percent(value: float | None) -> str:

@@ -8,7 +8,6 @@ out, whitespace collapsed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,15 +15,9 @@ from functools import lru_cache
 from rapidfuzz.distance import Levenshtein
 
 from cluelypro.morphology import morph
-from cluelypro.tts.normalize import normalize_for_tts
+from cluelypro.prompter.speakable import lemma, normalize
 
-_NOT_A_WORD = re.compile(r"[\W_]+")
-
-
-@lru_cache(maxsize=8192)
-def normalize(text: str, language: str = "ru") -> str:
-    spoken = normalize_for_tts(text, language).lower().replace("ё", "е")
-    return " ".join(_NOT_A_WORD.sub(" ", spoken).split())
+__all__ = ["lemma", "normalize"]
 
 
 def words(text: str, language: str = "ru") -> list[str]:
@@ -84,11 +77,6 @@ def lemma_forms(word: str) -> frozenset[str]:
     """Every normal form pymorphy3 gives a word (its parses disagree on short forms: «стали»
     is «стать» or «сталь»), so an inflected term matches whichever reading the text has."""
     return frozenset(parse.normal_form.replace("ё", "е") for parse in morph().parse(word))
-
-
-def lemma(word: str) -> str:
-    """The most likely normal form of a word."""
-    return morph().parse(word)[0].normal_form.replace("ё", "е")
 
 
 def lemmas(text: str, language: str = "ru") -> frozenset[str]:

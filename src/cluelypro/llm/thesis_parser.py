@@ -1,5 +1,8 @@
 """Cut a streamed LLM answer into theses the moment each one is complete.
 
+Each thesis goes through the prompter's post-filter (`prompter.speakable.whisperable`): repaired
+where it can be, dropped when a voice would misread it or it repeats an earlier one.
+
 The model is asked for numbered lines ("1. …\\n2. …"). A thesis is complete at its newline, or
 when the next number starts on the same line ("1. a 2. b"). The result never depends on how the
 stream was chunked: a boundary is only taken once the text that proves it has arrived.
@@ -9,6 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+from cluelypro.prompter.speakable import readable_prefix, whisperable
 
 MIN_WORDS = 3
 """Shorter lines ("0", "Да.", "Строки (str).") are not theses."""
@@ -60,7 +65,7 @@ class ThesisStreamParser:
         self._buffer = ""
         self._last_number = 0
         self._marked = False  # some line had a number or bullet: unmarked lines are epilogue
-        self._seen = {thesis.casefold() for thesis in already_said}  # say each thesis once
+        self._said = list(already_said)  # say each thesis once (nor one that only rephrases it)
         self._silent = False  # the answer began with "0": not a question, ignore the rest
         self.lines_done = 0  # segments (lines, or numbered items on one line) consumed so far
         self.given = 0  # theses returned so far
@@ -85,7 +90,7 @@ class ThesisStreamParser:
         marker = _MARKER.match(self._buffer.lstrip())
         if self._silent or marker is None or not marker.group(1) or "\n" in self._buffer:
             return ""
-        return self._buffer.lstrip()[marker.end() :].replace("**", "")
+        return readable_prefix(self._buffer.lstrip()[marker.end() :].replace("**", ""))
 
     def _drain(self, final: bool) -> list[str]:
         theses: list[str] = []
@@ -97,9 +102,10 @@ class ThesisStreamParser:
                 end = resume = len(self._buffer)
             segment, self._buffer = self._buffer[:end], self._buffer[resume:]
             self.lines_done += 1
-            thesis = self._clean(segment)
-            if thesis and thesis.casefold() not in self._seen:
-                self._seen.add(thesis.casefold())
+            cleaned = self._clean(segment)
+            thesis = whisperable(cleaned, self._said) if cleaned else None
+            if thesis:
+                self._said.append(thesis)
                 self.given += 1
                 theses.append(thesis)
             if not self._buffer:

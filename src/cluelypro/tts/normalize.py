@@ -72,6 +72,8 @@ _KNOWN_WORDS = {
     "online": "онлайн",
     "ok": "окей",
 }
+KNOWN_LATIN_WORDS = frozenset(_KNOWN_WORDS)
+"""Latin words with a set reading («Python» → «пайтон»): a voice says them right."""
 # Digraphs first, then single letters: a rough but pronounceable reading of an unknown word.
 _TRANSLITERATION = [
     ("sh", "ш"),

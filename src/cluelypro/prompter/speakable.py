@@ -1,5 +1,5 @@
-"""What makes a thesis bad to whisper, checked one thesis at a time: pure functions, so that the
-prompter can use the same checks as a post-filter before the TTS.
+"""What makes a thesis bad to whisper, checked one thesis at a time: pure functions, used by the
+prompter as a post-filter before the TTS (`speakable`) and by `cluelypro eval` to count them.
 
 `misread` — a Russian voice would not say what was meant. The TTS reads
 `normalize_for_tts(thesis)`, which is total: it reads digits in words (in agreement: «в 1914
@@ -18,7 +18,7 @@ is misread when:
 Digits alone are not a violation: the normaliser reads them correctly in context.
 
 `repeated` — the thesis says again what an earlier thesis of the answer said: the same
-normalised text, a rapidfuzz ratio of at least REPEAT_RATIO, or the same set of lemmas.
+normalised text, a rapidfuzz ratio of at least REPEAT_RATIO, or no lemma the earlier one lacks.
 
 `too_long` — over MAX_WORDS words as written (a number in digits is one word).
 """
@@ -32,18 +32,39 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz
 
-from cluelypro.eval.text import lemma, normalize
-from cluelypro.tts.normalize import normalize_for_tts
+from cluelypro.morphology import morph
+from cluelypro.tts.normalize import KNOWN_LATIN_WORDS, normalize_for_tts
 
 MISREAD, REPEATED, TOO_LONG, CUT = "misread", "repeated", "too_long", "cut"
 KINDS = (MISREAD, REPEATED, TOO_LONG, CUT)
 MAX_WORDS = 15
-REPEAT_RATIO = 90.0
+REPEAT_RATIO = 95.0
 FORMULA = frozenset("^=+*/<>_{}[]\\|~`#@$&")
+
+_NOT_A_WORD = re.compile(r"[\W_]+")
+
+
+@lru_cache(maxsize=8192)
+def normalize(text: str, language: str = "ru") -> str:
+    """One spelling to compare texts by: numbers in words the way the TTS reads them (in
+    agreement: «в 1914 году» → «в тысяча девятьсот четырнадцатом году»), lowercase, ё → е,
+    punctuation out, whitespace collapsed."""
+    spoken = normalize_for_tts(text, language).lower().replace("ё", "е")
+    return " ".join(_NOT_A_WORD.sub(" ", spoken).split())
+
+
+def lemma(word: str) -> str:
+    """The most likely normal form of a word."""
+    return morph().parse(word)[0].normal_form.replace("ё", "е")
+
 
 _LATIN = re.compile(r"[A-Za-z]")
 _WRITTEN_WORD = re.compile(r"\w+(?:[-'’]\w+)*")
 _UNIT_SPELLING = re.compile(r"°\s?[CF]\b|(?<=[а-яё])/(?=[а-яё])", re.IGNORECASE)
+_KNOWN_LATIN = re.compile(
+    r"(?<![\w+])(?:" + "|".join(sorted(map(re.escape, KNOWN_LATIN_WORDS), key=len, reverse=True)) + r")(?![\w+])",
+    re.IGNORECASE,
+)
 _READABLE = re.compile(r"[а-яА-ЯёЁ\s.,:;!?()«»\"'—–\-%…]")
 
 
@@ -63,7 +84,7 @@ def violations_of(thesis: str, earlier_theses: Sequence[str] = ()) -> list[str]:
 def misread_reason(thesis: str) -> str | None:
     """Why a Russian TTS would misread `thesis`, or None (see the module's doc)."""
     reasons = []
-    written = _UNIT_SPELLING.sub(" ", thesis)
+    written = _KNOWN_LATIN.sub(" ", _UNIT_SPELLING.sub(" ", thesis))
     if dropped := sorted({char for char in thesis if char.isalnum() and _unreadable(char)}):
         reasons.append("no reading for " + " ".join(dropped))
     if latin := sorted({char for char in written if _LATIN.match(char)}):
@@ -86,10 +107,13 @@ def _formula(char: str) -> bool:
 
 
 def repeats(thesis: str, earlier: str) -> bool:
+    """Whether `thesis` says nothing `earlier` did not: the same text but for a letter or two, or
+    no word (lemma) that `earlier` lacks. One word changed is a new thesis («Война с Германией» /
+    «Война с Италией»), which is why the ratio is so high."""
     this, that = normalize(thesis), normalize(earlier)
     if this == that or fuzz.ratio(this, that) >= REPEAT_RATIO:
         return True
-    return bool(this) and _lemma_set(this) == _lemma_set(that)
+    return bool(this) and _lemma_set(this) <= _lemma_set(that)
 
 
 def _lemma_set(normalized: str) -> frozenset[str]:
@@ -122,3 +146,55 @@ def answer_cut(text: str, pieces: int, ended_on_its_own: bool, full: bool, max_t
     if full or not ended_on_its_own:
         return False
     return pieces >= max_tokens or unfinished_end(text)
+
+
+# The post-filter: what the prompter does with a thesis before it is whispered.
+
+_FOREIGN_ASIDE = re.compile(
+    r"\s*[(\[][^()\[\]]*[A-Za-z\u0370-\u03ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af][^()\[\]]*[)\]]"
+)
+"""A parenthesised aside in another script: «хлорофилл (chlorophyll)» says it twice."""
+_FORMULAS = {
+    "CO2": "углекислый газ",
+    "H2O": "вода",
+    "O2": "кислород",
+    "H2": "водород",
+    "N2": "азот",
+    "NaCl": "поваренная соль",
+    "C6H12O6": "глюкоза",
+    "DNA": "ДНК",
+    "RNA": "РНК",
+    "ATP": "АТФ",
+}
+"""Formulas and abbreviations a thesis often holds, by the word a Russian answer would say."""
+_FORMULA_WORD = re.compile(
+    r"(?<![\w])(" + "|".join(sorted(map(re.escape, _FORMULAS), key=len, reverse=True)) + r")(?![\w])"
+)
+_SUBSCRIPTS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
+
+
+def repaired(thesis: str) -> str:
+    """`thesis` with what can be fixed without changing its meaning: foreign asides dropped,
+    common formulas («CO₂», «H2O») said in words."""
+    text = _FOREIGN_ASIDE.sub("", thesis.translate(_SUBSCRIPTS))
+    return _FORMULA_WORD.sub(lambda match: _FORMULAS[match.group(1)], text)
+
+
+def whisperable(thesis: str, earlier_theses: Sequence[str] = ()) -> str | None:
+    """The thesis to whisper (repaired), or None when it would still be misread or says again
+    what an earlier one said: a wrong reading or a repeat is worse than one thesis fewer."""
+    text = " ".join(repaired(thesis).split())
+    if misread_reason(text) or any(repeats(text, earlier) for earlier in earlier_theses):
+        return None
+    return text
+
+
+def readable_prefix(partial: str) -> str:
+    """The part of a thesis still being written that can be spoken already: repaired, and cut
+    before the first word a voice would misread (early speech starts on it)."""
+    text = repaired(partial)
+    words = text.split(" ")
+    for end, word in enumerate(words):
+        if word and misread_reason(word):
+            return " ".join(words[:end]) + " " if end else ""  # the words before it are complete
+    return text
