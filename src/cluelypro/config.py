@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     asr_model: str = Field("base", description="faster-whisper model name or path; 'base' is embedded")
     asr_language: str = "ru"
     asr_threads: int = Field(1, ge=1, description="CTranslate2 threads (1 was faster than 2 on 2 cores)")
+    gigaam_model: str = Field(
+        "gigaam-v3-ctc", description="gigaam engine: a pulled catalogue name or a folder (cluelypro models pull)"
+    )
 
     # LLM
     llm_model: str = Field("qwen2.5-coder-1.5b", description="embedded model name or a path to any GGUF file")
@@ -128,6 +131,9 @@ class Settings(BaseSettings):
     # TTS
     tts_voice: str = "anna"
     tts_speed: float = Field(1.0, gt=0.2, lt=4.0)
+    piper_voice: str = Field(
+        "piper-ru-irina", description="piper engine: a pulled catalogue name or a voice .onnx (cluelypro models pull)"
+    )
 
     # Speaker gate
     speaker_engine: SpeakerEngineName = Field(
