@@ -313,7 +313,8 @@ def test_gigaam_pull_use_load_and_recognise(tmp_path: Path, models_home: Path, m
 
         # The recorded digest now guards the next pull: other bytes are refused, the model stays.
         hub.files[(GIGAAM.repo, "v3_vocab.txt")].corrupt = True
-        again = cli("models", "pull", GIGAAM.name, "--trust-first-download")
+        assert "already pulled" in cli("models", "pull", GIGAAM.name).stdout
+        again = cli("models", "pull", GIGAAM.name, "--force", "--trust-first-download")
         assert_one_line_exit_2(again, "recorded on the first download")
         assert store.pulled(GIGAAM) == manifest
         assert not (models_home / store.PARTIAL).exists()
@@ -364,6 +365,7 @@ def test_piper_pull_use_load_and_speak(tmp_path: Path, models_home: Path, monkey
     voice = synthesizers[0]
     assert isinstance(voice, PiperSynthesizer)
     voice.load()
+    voice.warm_up()
     assert voice.sample_rate == PIPER_SAMPLE_RATE
     chunks = list(voice.synthesize("Привет. Как дела?"))
     assert len(chunks) == 2  # one chunk a sentence

@@ -179,7 +179,8 @@ def _gigaam(s: Settings) -> SpeechRecognizer:
     model = BY_NAME.get(name)
     from cluelypro.asr.gigaam import GigaamRecognizer
 
-    return GigaamRecognizer(folder, model.onnx_asr_name if model and model.onnx_asr_name else "gigaam-v3-ctc")
+    name = model.onnx_asr_name if model and model.onnx_asr_name else "gigaam-v3-ctc"
+    return GigaamRecognizer(folder, name, s.asr_threads)
 
 
 def _piper(s: Settings) -> SpeechSynthesizer:

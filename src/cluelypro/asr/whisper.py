@@ -198,7 +198,11 @@ class WhisperRecognizer:
         self.language = language
         self.cpu_threads = cpu_threads
         self.compute_type = compute_type
-        self.name = "whisper-base" if model in EMBEDDED_NAMES else f"whisper-{Path(model).name}"
+        folder = Path(model).name  # a pulled model's folder is already called whisper-<size>
+        if model in EMBEDDED_NAMES:
+            self.name = "whisper-base"
+        else:
+            self.name = folder if folder.startswith("whisper") else f"whisper-{folder}"
         self._whisper: Any = None  # faster_whisper.WhisperModel once loaded
         self._buffer = np.zeros(0, dtype=np.float32)
 

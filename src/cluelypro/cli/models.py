@@ -119,12 +119,17 @@ def register_models_command(
                 help="accept files whose SHA-256 this project does not know, and record their digest for later pulls",
             ),
         ] = False,
+        force: Annotated[bool, typer.Option("--force", help="download again even if it is pulled")] = False,
     ) -> None:
         """Download a model from the Hugging Face hub (HF_ENDPOINT honoured), verify every file's SHA-256,
         and put it in place atomically."""
 
         def body() -> int:
             model = _model(name)
+            if not force and model.pullable and store.pulled(model) is not None:
+                ui.console.print(f"{escape(model.name)} is already pulled into {escape(str(store.model_dir(model)))}")
+                ui.console.print(f"(`--force` downloads it again; `cluelypro models use {escape(model.name)}` uses it)")
+                return 0
             folder = store.pull(model, trust_first_download, report=lambda line: ui.console.print(escape(line)))
             ui.console.print(f"[green]pulled {escape(model.name)}[/] into {escape(str(folder))}")
             ui.console.print(f"make `run` use it: cluelypro models use {escape(model.name)}")
