@@ -27,6 +27,7 @@ from servers.base import free_port
 from servers.hf_hub import Hub, serve_hub
 
 CLI = [sys.executable, "-m", "cluelypro.cli"]
+HF_CHUNK = 10 * 1024 * 1024  # huggingface_hub's DOWNLOAD_CHUNK_SIZE: what it writes at a time
 GIGAAM = BY_NAME["gigaam-v3-ctc"]
 PIPER = BY_NAME["piper-ru-irina"]
 WHISPER = BY_NAME["whisper-base"]
@@ -59,10 +60,10 @@ def leftovers(folder: Path) -> list[str]:
 GIGAAM_VOCAB = ["▁", *"абвгдеёжзийклмнопрстуфхцчшщъыьэюя", "<blk>"]
 
 
-def build_gigaam_v3_ctc(folder: Path) -> dict[str, Path]:
+def build_gigaam_v3_ctc(folder: Path, padding_mb: int = 0) -> dict[str, Path]:
     """config.json, v3_ctc.onnx and v3_vocab.txt as onnx-asr's GigaAM v3 CTC reads them:
     features float32 [B, 64, T] and feature_lengths int64 [B] → log_probs float32
-    [B, (T - 1) // 4 + 1, vocab]."""
+    [B, (T - 1) // 4 + 1, vocab]. `padding_mb` adds an unused weight of that size."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -81,6 +82,8 @@ def build_gigaam_v3_ctc(folder: Path) -> dict[str, Path]:
         numpy_helper.from_array(np.array([2], dtype=np.int64), "axes"),
         numpy_helper.from_array(np.array([4], dtype=np.int64), "steps"),
     ]
+    if padding_mb:
+        initializers.append(numpy_helper.from_array(np.ones(padding_mb * 2**18, dtype=np.float32), "padding"))
     graph = helper.make_graph(
         nodes,
         "gigaam_v3_ctc_tiny",
@@ -246,6 +249,32 @@ def test_a_missing_file_on_the_hub_is_one_line(models_home: Path, monkeypatch) -
         result = cli("models", "pull", WHISPER.name)
     assert_one_line_exit_2(result, "no file model.bin")
     assert leftovers(models_home) == []
+
+
+def test_a_cut_connection_resumes_with_range_and_a_failed_pull_leaves_nothing(
+    tmp_path: Path, models_home: Path, monkeypatch
+) -> None:
+    hub = Hub()
+    serve_model(hub, GIGAAM, build_gigaam_v3_ctc(tmp_path / "made", padding_mb=12))
+    onnx_file = hub.files[(GIGAAM.repo, "v3_ctc.onnx")]
+    with serve_hub(hub) as url:
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        # Cut after huggingface_hub's first 10 MB write (it writes whole chunks), then refuse the retry.
+        onnx_file.cut_after, onnx_file.then_unavailable = HF_CHUNK, 1
+        failed = cli("models", "pull", GIGAAM.name, "--trust-first-download")
+        assert_one_line_exit_2(failed, "the hub answered HTTP 503", "v3_ctc.onnx")
+        assert leftovers(models_home) == []  # no partial file anywhere, nothing where the loader looks
+        assert ("GET", f"/cdn/{onnx_file.sha256}", f"bytes={HF_CHUNK}-") in hub.requests
+
+        # Cut again, the retry allowed: the same pull resumes from 10 MB and completes.
+        hub.requests.clear()
+        onnx_file.cut_after = HF_CHUNK
+        done = cli("models", "pull", GIGAAM.name, "--trust-first-download")
+    assert done.returncode == 0, done.stderr
+    assert ("GET", f"/cdn/{onnx_file.sha256}", f"bytes={HF_CHUNK}-") in hub.requests
+    manifest = store.pulled(GIGAAM)
+    assert manifest is not None and manifest.files["v3_ctc.onnx"] == onnx_file.sha256
+    assert not (models_home / store.PARTIAL).exists()
 
 
 # --- use --------------------------------------------------------------------------------------------

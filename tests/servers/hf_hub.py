@@ -12,11 +12,14 @@ uses it with HF_ENDPOINT pointing here (huggingface_hub 1.x/2.x, file_download.p
 
 What it can be told to do wrong, per file: serve other bytes than the ones it advertises
 (`corrupt`, a wrong hash), or drop the connection after `cut_after` bytes of the first full GET
-(the client resumes with a Range request). `requests` records (method, path, Range) of every call.
+(the client resumes with a Range request), then answer the next `then_unavailable` GETs of it with
+503 (the download fails, to be resumed by the next pull). `requests` records (method, path, Range)
+of every call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import threading
@@ -55,6 +58,7 @@ class HubFile:
     lfs: bool
     corrupt: bool = False
     cut_after: int | None = None  # drop the first full GET after this many bytes
+    then_unavailable: int = 0  # after the cut, answer this many GETs of the file with 503
 
 
 @dataclass
@@ -98,6 +102,7 @@ async def _stream(served: HubFile, start: int) -> AsyncIterator[bytes]:
     for block in _body(served, start):
         if cut is not None and sent + len(block) > cut:
             yield block[: cut - sent]
+            await asyncio.sleep(0.3)  # the client reads those bytes before the connection drops
             served.cut_after = None  # once
             raise ConnectionDropped("fault injected: connection dropped mid-download")
         yield block
@@ -114,6 +119,9 @@ def _range_start(request: Request, size: int) -> int | None:
 
 
 def _download(request: Request, served: HubFile, headers: dict[str, str]) -> Response:
+    if request.method == "GET" and served.cut_after is None and served.then_unavailable > 0:
+        served.then_unavailable -= 1
+        return Response("unavailable", status_code=503)
     start = _range_start(request, served.size)
     if start is None:
         start, status = 0, 200

@@ -4,13 +4,15 @@ each file's SHA-256, and putting them in place atomically.
 Layout, under `models_dir()` (CLUELYPRO_MODELS_DIR, else `<cache>/models`):
 
     <name>/                     a complete, verified model: its files (flattened) and MANIFEST
-    .partial/<name>/            the download in progress (huggingface_hub's local_dir, with its
-                                resumable `.incomplete` files); never read by a loader
+    .partial/<name>/            the download in progress (huggingface_hub's local_dir); never
+                                read by a loader, and removed when the pull ends either way
 
 A model folder appears only by one rename, after every file has been downloaded and verified, so
-a loader never sees a partial or unverified file. A file whose digest is wrong is deleted with the
-whole download in progress; a download cut by the network keeps its partial bytes in `.partial`
-so the next `pull` resumes it (HTTP Range), and those bytes are verified like any others.
+a loader never sees a partial or unverified file. A connection cut mid-file is resumed by
+huggingface_hub within the same pull (HTTP Range, up to five tries without progress). A pull that
+fails (a wrong digest, the hub unreachable or answering an error) removes what it downloaded:
+huggingface_hub (1.x/2.x) downloads each attempt into a fresh temporary file, so partial bytes
+could not be resumed by a later pull anyway.
 
 Hashes policy (see catalogue.py): a file without a pinned SHA-256 is refused unless the caller
 trusts the first download (`trust_first_download`); its digest is then recorded in the manifest
@@ -133,7 +135,7 @@ def _describe_download_error(model: CatalogueModel, repo_file: str, endpoint: st
     ):
         return (
             f"{model.name}: cannot reach the hub at {endpoint} to download {repo_file} ({first_line[:160]}); "
-            "check the connection or HF_ENDPOINT, then pull again (a partial download resumes)"
+            "check the connection or HF_ENDPOINT, then pull again"
         )
     return f"{model.name}: downloading {where} failed: {type(error).__name__}: {first_line[:200]}"
 
@@ -150,14 +152,9 @@ def _stdout_tqdm() -> type:
     return StdoutTqdm
 
 
-def _has_partial_bytes(folder: Path) -> bool:
-    return any(p.is_file() and p.stat().st_size > 0 for p in folder.rglob("*.incomplete"))
-
-
-def _clean(staging: Path, keep_partial: bool) -> None:
-    """Remove the download in progress, unless it holds bytes to resume and `keep_partial`."""
-    if not (keep_partial and _has_partial_bytes(staging)):
-        shutil.rmtree(staging, ignore_errors=True)
+def _clean(staging: Path) -> None:
+    """Remove the download in progress."""
+    shutil.rmtree(staging, ignore_errors=True)
     with contextlib.suppress(OSError):
         staging.parent.rmdir()  # .partial, only when empty
 
@@ -219,12 +216,12 @@ def pull(
                     )
                 )
             except Exception as error:  # every way a download fails ends in one line
-                _clean(staging, keep_partial=True)
+                _clean(staging)
                 raise PullError(_describe_download_error(model, repo_file.path, endpoint, error)) from None
             actual = sha256_of(downloaded)
             wanted = expected[repo_file.path]
             if wanted is not None and actual != wanted:
-                _clean(staging, keep_partial=False)
+                _clean(staging)
                 pinned = "pinned" if repo_file.sha256 else "recorded on the first download"
                 raise PullError(
                     f"{model.name}: SHA-256 of {repo_file.path} is {actual}, expected {wanted} ({pinned}); "
@@ -235,9 +232,9 @@ def pull(
             report(f"verified {repo_file.path} (SHA-256 {actual[:16]}…)")
         folder = _install(model, staging, digests, commit)
     except BaseException:
-        _clean(staging, keep_partial=True)
+        _clean(staging)
         raise
-    _clean(staging, keep_partial=False)
+    _clean(staging)
     return folder
 
 
