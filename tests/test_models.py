@@ -105,6 +105,86 @@ def build_gigaam_v3_ctc(folder: Path, padding_mb: int = 0) -> dict[str, Path]:
     return {name: folder / name for name in ("config.json", "v3_ctc.onnx", "v3_vocab.txt")}
 
 
+def build_gigaam_v3_rnnt(folder: Path) -> dict[str, Path]:
+    """GigaAM v3 RNN-T's three models as onnx-asr runs them: the encoder (audio_signal float32
+    [B, 64, T], length int64 [B] → encoded float32 [B, 64, T'], encoded_len int32 [B]), the
+    prediction network (x int64 [1, 1], h.1 and c.1 float32 [1, 1, 320] → dec [1, 1, 320], h, c)
+    and the joint (enc [1, 64, 1], dec [1, 320, 1] → joint [1, 1, vocab]); config and vocabulary
+    as for CTC."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    files = build_gigaam_v3_ctc(folder)
+    files["v3_ctc.onnx"].unlink()
+    rng = np.random.default_rng(2)
+    vocab, hidden = len(GIGAAM_VOCAB), 320
+
+    def save(name: str, nodes, inputs, outputs, initializers) -> Path:
+        graph = helper.make_graph(nodes, name, inputs, outputs, initializers)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        onnx.checker.check_model(model)
+        onnx.save(model, folder / f"{name}.onnx")
+        return folder / f"{name}.onnx"
+
+    def const(name: str, value: np.ndarray):
+        return numpy_helper.from_array(value, name)
+
+    def tensor(name: str, kind: int, shape: list):
+        return helper.make_tensor_value_info(name, kind, shape)
+
+    float_, int64 = TensorProto.FLOAT, TensorProto.INT64
+    encoder = save(
+        "v3_rnnt_encoder",
+        [
+            helper.make_node("Slice", ["audio_signal", "starts", "ends", "axes", "steps"], ["encoded"]),
+            helper.make_node("Sub", ["length", "one"], ["minus_one"]),
+            helper.make_node("Div", ["minus_one", "four"], ["quarter"]),
+            helper.make_node("Add", ["quarter", "one"], ["frames"]),
+            helper.make_node("Cast", ["frames"], ["encoded_len"], to=TensorProto.INT32),
+        ],
+        [tensor("audio_signal", float_, ["batch", 64, "time"]), tensor("length", int64, ["batch"])],
+        [tensor("encoded", float_, ["batch", 64, "frames"]), tensor("encoded_len", TensorProto.INT32, ["batch"])],
+        [
+            const("starts", np.array([0], dtype=np.int64)),
+            const("ends", np.array([2**62], dtype=np.int64)),
+            const("axes", np.array([2], dtype=np.int64)),
+            const("steps", np.array([4], dtype=np.int64)),
+            const("one", np.array(1, dtype=np.int64)),
+            const("four", np.array(4, dtype=np.int64)),
+        ],
+    )
+    decoder = save(
+        "v3_rnnt_decoder",
+        [
+            helper.make_node("Gather", ["embedding", "x"], ["dec"]),
+            helper.make_node("Identity", ["h.1"], ["h"]),
+            helper.make_node("Identity", ["c.1"], ["c"]),
+        ],
+        [tensor("x", int64, [1, 1]), *(tensor(name, float_, [1, 1, hidden]) for name in ("h.1", "c.1"))],
+        [tensor(name, float_, [1, 1, hidden]) for name in ("dec", "h", "c")],
+        [const("embedding", rng.normal(0, 1, (vocab, hidden)).astype(np.float32))],
+    )
+    joint = save(
+        "v3_rnnt_joint",
+        [
+            helper.make_node("Transpose", ["enc"], ["enc_t"], perm=[0, 2, 1]),
+            helper.make_node("Transpose", ["dec"], ["dec_t"], perm=[0, 2, 1]),
+            helper.make_node("MatMul", ["enc_t", "w_enc"], ["from_enc"]),
+            helper.make_node("MatMul", ["dec_t", "w_dec"], ["from_dec"]),
+            helper.make_node("Add", ["from_enc", "from_dec"], ["logits"]),
+            helper.make_node("LogSoftmax", ["logits"], ["joint"], axis=-1),
+        ],
+        [tensor("enc", float_, [1, 64, 1]), tensor("dec", float_, [1, hidden, 1])],
+        [tensor("joint", float_, [1, 1, vocab])],
+        [
+            const("w_enc", rng.normal(0, 1, (64, vocab)).astype(np.float32)),
+            const("w_dec", rng.normal(0, 1, (hidden, vocab)).astype(np.float32)),
+        ],
+    )
+    del files["v3_ctc.onnx"]
+    return files | {p.name: p for p in (encoder, decoder, joint)}
+
+
 PIPER_SAMPLE_RATE = 22_050
 HOP = 256
 
@@ -225,6 +305,12 @@ def test_pull_of_an_unknown_or_embedded_only_model_is_one_line() -> None:
 def test_an_unreachable_hub_ends_in_one_line(models_home: Path) -> None:
     result = cli("models", "pull", WHISPER.name)  # HF_ENDPOINT: a port nothing listens on
     assert_one_line_exit_2(result, "cannot reach the hub", os.environ["HF_ENDPOINT"])
+    assert leftovers(models_home) == []
+
+
+def test_offline_mode_is_honoured(models_home: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert_one_line_exit_2(cli("models", "pull", WHISPER.name), "HF_HUB_OFFLINE is set")
     assert leftovers(models_home) == []
 
 
@@ -368,6 +454,26 @@ def test_gigaam_pull_use_load_and_recognise(tmp_path: Path, models_home: Path, m
     assert isinstance(text, str)
     assert set(text) <= set("".join(GIGAAM_VOCAB[1:-1]) + " ")  # nonsense, in the model's alphabet
     assert recognizer.transcribe(np.zeros(16_000, dtype=np.float32)) == ""
+
+
+def test_gigaam_rnnt_pull_load_and_recognise(tmp_path: Path, models_home: Path, monkeypatch) -> None:
+    from cluelypro.config import load_settings
+    from cluelypro.engines import build_chain
+
+    rnnt = BY_NAME["gigaam-v3-rnnt"]
+    hub = Hub()
+    serve_model(hub, rnnt, build_gigaam_v3_rnnt(tmp_path / "made"))
+    with serve_hub(hub) as url:
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        assert cli("models", "pull", rnnt.name, "--trust-first-download").returncode == 0
+    assert cli("models", "use", rnnt.name, cwd=tmp_path).returncode == 0
+    recognizer = build_chain(load_settings(), "asr")[0][0]
+    assert recognizer.name == "gigaam-v3-rnnt"
+    recognizer.load()
+    audio, _ = sf.read(RU_AUDIO / "golos_00.wav", dtype="float32")
+    text = recognizer.transcribe(audio)
+    assert isinstance(text, str)
+    assert set(text) <= set("".join(GIGAAM_VOCAB[1:-1]) + " ")
 
 
 def test_piper_pull_use_load_and_speak(tmp_path: Path, models_home: Path, monkeypatch) -> None:

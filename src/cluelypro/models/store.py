@@ -191,6 +191,8 @@ def pull(
     expected = _expected_digests(model, trust_first_download)
     endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or "https://huggingface.co"
 
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise PullError(f"{model.name}: HF_HUB_OFFLINE is set; unset it to download from the hub")
     _check_reachable(model, endpoint)
     from huggingface_hub import hf_hub_download
     from huggingface_hub.utils import logging as hf_logging
