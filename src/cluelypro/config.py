@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     asr_prompt: str | None = Field(
         None, description="text Whisper reads as what came before; unset: an exam prompt for ru, '' for none"
     )
+    gigaam_model: str = Field(
+        "gigaam-v3-ctc", description="gigaam engine: a pulled catalogue name or a folder (cluelypro models pull)"
+    )
 
     # LLM
     llm_model: str = Field("qwen2.5-coder-1.5b", description="embedded model name or a path to any GGUF file")
@@ -132,6 +135,9 @@ class Settings(BaseSettings):
     # TTS
     tts_voice: str = "anna"
     tts_speed: float = Field(1.0, gt=0.2, lt=4.0)
+    piper_voice: str = Field(
+        "piper-ru-irina", description="piper engine: a pulled catalogue name or a voice .onnx (cluelypro models pull)"
+    )
 
     # Speaker gate
     speaker_engine: SpeakerEngineName = Field(

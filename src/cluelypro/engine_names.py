@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 LlmEngineName = Literal["cerebras", "gemini", "openai", "compatible", "local"]
-AsrEngineName = Literal["openai", "local"]
-TtsEngineName = Literal["openai", "google", "rhvoice"]
+AsrEngineName = Literal["openai", "gigaam", "local"]
+TtsEngineName = Literal["openai", "google", "piper", "rhvoice"]
 VadEngineName = Literal["silero", "webrtc"]
 SpeakerEngineName = Literal["campplus", "ecapa", "eres2netv2"]
 

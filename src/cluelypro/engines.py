@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cluelypro.asr.base import SpeechRecognizer
@@ -138,6 +139,58 @@ def _local_asr(s: Settings) -> SpeechRecognizer:
     return WhisperRecognizer(s.asr_model, s.asr_language, s.asr_threads, beam_size=s.asr_beam_size, prompt=s.asr_prompt)
 
 
+STRONGER_INSTALL_HINT = "pip install 'cluelypro[stronger]' (make setup installs it)"
+
+
+def _optional_package(module: str, distribution: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise EngineUnavailable(f"{distribution} is not installed; {STRONGER_INSTALL_HINT}")
+
+
+def _pulled(setting: str, variable: str, stage: Stage) -> tuple[Path, str]:
+    """The file or folder a catalogue name (pulled) or a path names, and the catalogue name."""
+    from cluelypro.models import store
+    from cluelypro.models.catalogue import BY_NAME
+
+    model = BY_NAME.get(setting)
+    if model is not None and model.stage == stage:
+        if store.pulled(model) is None:
+            raise EngineUnavailable(f"{setting} is not pulled; `cluelypro models pull {setting}`")
+        return store.local_path(model), model.name
+    path = Path(setting).expanduser()
+    if not path.exists():
+        raise EngineUnavailable(f"{variable}={setting}: neither a pulled model nor an existing path")
+    manifest_name = ""
+    from cluelypro.models.store import Manifest
+
+    manifest = Manifest.read(path if path.is_dir() else path.parent)
+    if manifest is not None:
+        manifest_name = manifest.name
+    return path, manifest_name
+
+
+def _gigaam(s: Settings) -> SpeechRecognizer:
+    _optional_package("onnx_asr", "onnx-asr")
+    from cluelypro.models.catalogue import BY_NAME
+
+    folder, name = _pulled(s.gigaam_model, "GIGAAM_MODEL", "asr")
+    model = BY_NAME.get(name)
+    from cluelypro.asr.gigaam import GigaamRecognizer
+
+    name = model.onnx_asr_name if model and model.onnx_asr_name else "gigaam-v3-ctc"
+    return GigaamRecognizer(folder, name, s.asr_threads)
+
+
+def _piper(s: Settings) -> SpeechSynthesizer:
+    _optional_package("piper", "piper-tts")
+    path, _ = _pulled(s.piper_voice, "PIPER_VOICE", "tts")
+    from cluelypro.tts.piper_tts import PiperSynthesizer
+
+    return PiperSynthesizer(path, s.tts_speed)
+
+
 def _openai_asr(s: Settings) -> SpeechRecognizer:
     key = _key(s.openai_api_key, "OPENAI_API_KEY")
     from cluelypro.asr.openai_asr import OpenAIRecognizer
@@ -183,11 +236,13 @@ LLM_FACTORIES: dict[LlmEngineName, Callable[[Settings], ThesisLLM]] = {
 ASR_FACTORIES: dict[AsrEngineName, Callable[[Settings], SpeechRecognizer]] = {
     "local": _local_asr,
     "openai": _openai_asr,
+    "gigaam": _gigaam,
 }
 TTS_FACTORIES: dict[TtsEngineName, Callable[[Settings], SpeechSynthesizer]] = {
     "rhvoice": _rhvoice,
     "openai": _openai_tts,
     "google": _google_tts,
+    "piper": _piper,
 }
 FACTORIES: dict[Stage, Mapping[Any, Callable[[Settings], object]]] = {
     "llm": LLM_FACTORIES,

@@ -213,7 +213,11 @@ class WhisperRecognizer:
         self.compute_type = compute_type
         self.beam_size = beam_size
         self.initial_prompt = EXAM_PROMPTS.get(language, "") if prompt is None else prompt.strip()
-        self.name = "whisper-base" if model in EMBEDDED_NAMES else f"whisper-{Path(model).name}"
+        folder = Path(model).name  # a pulled model's folder is already called whisper-<size>
+        if model in EMBEDDED_NAMES:
+            self.name = "whisper-base"
+        else:
+            self.name = folder if folder.startswith("whisper") else f"whisper-{folder}"
         self._whisper: Any = None  # faster_whisper.WhisperModel once loaded
         self._buffer = np.zeros(0, dtype=np.float32)
 

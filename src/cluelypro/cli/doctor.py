@@ -48,6 +48,7 @@ def register_doctor_command(
                 *_device_checks(),
                 *_voice_checks(settings),
                 *_key_checks(settings),
+                *model_checks(settings),
                 *_engine_checks(settings, probe),
             ]
             ui.console.print(_table(checks))
@@ -122,6 +123,25 @@ def _key_checks(settings: Settings) -> list[Check]:
                 "file found" if path.is_file() else f"no file {path}",
             )
         )
+    return checks
+
+
+def model_checks(settings: Settings) -> list[Check]:
+    """The models pulled with `cluelypro models pull`: where each is, and whether `run` uses it."""
+    from cluelypro.cli.models import in_use
+    from cluelypro.models import store
+    from cluelypro.models.catalogue import CATALOGUE
+
+    checks = []
+    for model in CATALOGUE:
+        manifest = store.pulled(model) if model.pullable else None
+        if manifest is None:
+            continue
+        use = "in use" if in_use(model, settings) else f"not in use (`cluelypro models use {model.name}`)"
+        trust = "; digest recorded on first download" if manifest.trusted_on_first_download else ""
+        checks.append(Check("model", f"pulled {model.name}", True, f"{store.model_dir(model)}; {use}{trust}"))
+    if not checks:
+        checks.append(Check("model", "pulled models", None, "none: `cluelypro models list` shows stronger ones"))
     return checks
 
 

@@ -29,6 +29,7 @@ from cluelypro.cli import console as ui
 from cluelypro.cli.bench import register_bench_command
 from cluelypro.cli.doctor import register_doctor_command
 from cluelypro.cli.eval import register_eval_command
+from cluelypro.cli.models import register_models_command
 from cluelypro.cli.profiles import register_profile_commands
 from cluelypro.cli.serve import register_serve_command
 from cluelypro.cli.session import Session
@@ -210,6 +211,7 @@ def _run_live(
 register_profile_commands(app, _guarded, _settings)
 register_bench_command(app, _guarded, _settings)
 register_doctor_command(app, _guarded, _settings)
+register_models_command(app, _guarded, _settings)
 register_serve_command(app, _guarded, _settings)
 register_eval_command(app, _guarded, _settings)
 
