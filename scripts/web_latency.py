@@ -24,8 +24,13 @@ recording in 20 ms frames at real time, as the capture worklet sends them): the 
 side and socket with the engines' CPU left alone; it reports when the answer's first PCM frame
 was received, minus playback_start.
 
-Both paths run with question_filter_mode=all (any recording is answered), thesis_repeats=1 and
-deepening_max_depth=0 (shorter runs; the first playback is unchanged). Prints medians and writes
+Both paths run with question_filter_mode=all (any recording is answered), thesis_repeats=1,
+deepening_max_depth=0 (shorter runs; the first playback is unchanged) and context_window_s=0 (the
+one serve hears every clip; with context, a clip's prompt would hold the one before, and the LLM
+would read a longer prompt than under `run`). Each clip's stages (seconds after speech_end: ASR,
+first token, first audio, playback start) are printed for both paths: the route can change only
+the end-of-speech confirmation (`segment`, from audio as it arrived) and playback_start after
+tts_first_audio; the rest is the engines' time. Prints medians and writes
 a JSON file.
 
     .venv/bin/python scripts/web_latency.py [--clips golos_00 ohf_02 ...] [--out /tmp/web-latency]
@@ -59,7 +64,12 @@ from test_web_browser import CHROMIUM, chromium_args, free_port, question_wav  #
 AUDIO = ROOT.parent / "shared" / "audio" / "ru"
 CLIPS = ["golos_00", "ohf_02", "ohf_06", "ohf_07", "golos_06"]
 FRAME = 320  # 20 ms at 16 kHz, as the page's capture worklet sends
-ENV = {"QUESTION_FILTER_MODE": "all", "THESIS_REPEATS": "1", "DEEPENING_MAX_DEPTH": "0"}
+ENV = {
+    "QUESTION_FILTER_MODE": "all",
+    "THESIS_REPEATS": "1",
+    "DEEPENING_MAX_DEPTH": "0",
+    "CONTEXT_WINDOW_S": "0",  # one serve hears every clip: no clip becomes the next one's context
+}
 
 
 def recording(clip: str, folder: Path) -> Path:
@@ -78,8 +88,32 @@ def voice_to_voice(events: list[dict[str, Any]], after_q: int = 0) -> tuple[int,
     return None
 
 
+STAGES = ("segment", "asr", "llm_first_token", "tts_first_audio", "playback_start")
+
+
+def stages(events: list[dict[str, Any]], q: int) -> dict[str, float]:
+    """Seconds from speech_end to each stage's first event for question `q` (SPEC §3a): what the
+    engines took (asr, llm_first_token, tts_first_audio) against what a route can change (the end
+    of speech confirmed from the audio as it arrived: segment; the earpiece: playback_start)."""
+    utt = next(e["utt"] for e in events if e["event"] == "question" and e["q"] == q)
+    end = next(e["t"] for e in events if e["event"] == "speech_end" and e["utt"] == utt)
+    found: dict[str, float] = {}
+    for event in events:
+        name = event["event"]
+        if (
+            name in STAGES
+            and name not in found
+            and (event["utt"] == utt if name in ("segment", "asr") else event["q"] == q)
+        ):
+            found[name] = round(event["t"] - end, 3)
+    return found
+
+
 def env() -> dict[str, str]:
     return {**os.environ, **ENV}
+
+
+run_stages: dict[str, dict[str, float]] = {}
 
 
 def run_path(clips: list[Path], folder: Path) -> dict[str, float | None]:
@@ -98,6 +132,8 @@ def run_path(clips: list[Path], folder: Path) -> dict[str, float | None]:
         lines = [json.loads(line) for line in events.read_text().splitlines()] if events.exists() else []
         found = voice_to_voice(lines)
         results[clip.stem] = found[1] if found else None
+        if found:
+            run_stages[clip.stem] = stages(lines, found[0])
         took = time.monotonic() - started
         print(f"run   {clip.stem}: voice-to-voice {fmt(results[clip.stem])} ({took:.0f} s, rc {done.returncode})")
     return results
@@ -191,6 +227,7 @@ def browser_path(clips: list[Path], folder: Path, nice: int = 0) -> dict[str, di
                 httpx.post(base + "/api/control/unmute", headers=headers).raise_for_status()
                 stats = page.evaluate("window.cluelypro.stats()")
                 wait_until_quiet(base)  # as each `run` starts idle: the answer fully written and said
+                events = httpx.get(base + "/api/events").json()
                 audible = [w for w in stats["audibleWalls"] if w >= first_play["wall"] - 0.5]
                 results[clip.stem] = {
                     "voice_to_voice": latency,
@@ -198,6 +235,7 @@ def browser_path(clips: list[Path], folder: Path, nice: int = 0) -> dict[str, di
                     "audible_minus_playback_start_ms": (audible[0] - first_play["wall"]) * 1000 if audible else None,
                     "flush_ms": stats["flushDelays"][0],
                     "context": stats["context"],
+                    "stages": stages(events, q),
                 }
                 print(f"page  {clip.stem}: {json.dumps(results[clip.stem])}")
             finally:
@@ -253,20 +291,6 @@ class SocketClient:
         self.stack.close()
         self.threads[1].join()
 
-    def startup_margin_ms(self, since: float, window_s: float = 1.0) -> float | None:
-        """Of the answer's first `window_s` of audio received from `since` (wall): the least time
-        by which a frame came before the page, starting at once on the first, would need it."""
-        frames = [(wall, n) for wall, n in self.received if wall >= since]
-        if not frames:
-            return None
-        first, margins, queued = frames[0][0], [], frames[0][1] / 16000
-        for wall, n in frames[1:]:
-            if queued > window_s:
-                break
-            margins.append(queued - (wall - first))
-            queued += n / 16000
-        return min(margins) * 1000 if margins else None
-
 
 def socket_path(clips: list[Path], folder: Path) -> dict[str, dict[str, Any]]:
     """The browser path's server side, with a client that takes no CPU worth counting."""
@@ -284,12 +308,13 @@ def socket_path(clips: list[Path], folder: Path) -> dict[str, dict[str, Any]]:
                 q, latency, first_play = found
                 last_q = q
                 wait_until_quiet(base)
+                events = httpx.get(base + "/api/events").json()
                 since = first_play["wall"] - 0.5
                 received = [wall for wall, _ in client.received if wall >= since]
                 results[clip.stem] = {
                     "voice_to_voice": latency,
                     "received_minus_playback_start_ms": (received[0] - first_play["wall"]) * 1000 if received else None,
-                    "startup_margin_ms": client.startup_margin_ms(since),
+                    "stages": stages(events, q),
                 }
                 print(f"ws    {clip.stem}: {json.dumps(results[clip.stem])}")
             finally:
@@ -342,17 +367,17 @@ def main() -> int:
         "received_minus_playback_start_ms_p50": median(
             [v.get("received_minus_playback_start_ms") for v in browser.values()]
         ),
-        "startup_margin_ms_min": min(
-            (v["startup_margin_ms"] for v in browser.values() if v.get("startup_margin_ms") is not None),
-            default=None,
-        ),
         "client": args.client,
         "browser_nice": args.nice_browser,
         "load_before": load,
         "load_after": os.getloadavg(),
     }
+    for clip in clips:
+        if clip.stem in run_stages and "stages" in browser.get(clip.stem, {}):
+            print(f"stages {clip.stem}: run {run_stages[clip.stem]}")
+            print(f"stages {clip.stem}: {args.client} {browser[clip.stem]['stages']}")
     (args.out / "web_latency.json").write_text(
-        json.dumps({"run": run, "browser": browser, "summary": summary}, indent=1)
+        json.dumps({"run": run, "run_stages": run_stages, "browser": browser, "summary": summary}, indent=1)
     )
     print(json.dumps(summary, indent=1))
     return 0

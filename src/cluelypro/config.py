@@ -116,7 +116,9 @@ class Settings(BaseSettings):
     asr_model: str = Field("base", description="faster-whisper model name or path; 'base' is embedded")
     asr_language: str = "ru"
     asr_threads: int = Field(1, ge=1, description="CTranslate2 threads (1 was faster than 2 on 2 cores)")
-    asr_beam_size: int = Field(5, ge=1, le=10, description="beam width of the embedded Whisper (1: greedy, faster)")
+    asr_beam_size: int = Field(
+        1, ge=1, le=10, description="beam width of the embedded Whisper (5: more accurate, slower)"
+    )
     asr_prompt: str | None = Field(
         None, description="text Whisper reads as what came before; unset: an exam prompt for ru, '' for none"
     )

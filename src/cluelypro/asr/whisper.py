@@ -66,11 +66,12 @@ MAX_NEW_TOKENS_PER_SECOND = 12
 """Caps a looping decoder; the densest clip in ../shared/audio/ru takes 6.1 tokens/s, so a
 decoding that fills the cap is treated as a loop."""
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-BEAM_SIZE = 5
-"""At temperature 0. On the project's exam set (eval/audio, 102 RHVoice recordings) beam 5 with
-the exam prompt took WER from 17.1 % to 15.0 % and key terms from 75.7 % to 79.9 %; on the real
-Golos/OHF clips WER from 44.1 % to 32.4 %. It costs ~15 % more decoding time, spent in the slack
-of speculative ASR."""
+BEAM_SIZE = 1
+"""At temperature 0: greedy. On the project's exam set (eval/audio, 102 RHVoice recordings) beam 5
+with the exam prompt took WER from 17.1 % to 15.0 % and key terms from 75.7 % to 79.9 % (greedy
+with the prompt: 16.2 %, 77.8 %), but decoding took +145 ms a clip on 2 cores (+27 %; the prompt
+alone +50 ms), and here ASR ends after the end of speech is confirmed, so every millisecond is
+voice-to-voice: ASR_BEAM_SIZE=5 is for a machine where speculative ASR finishes early."""
 EXAM_PROMPTS = {
     "ru": "Устный экзамен. Вопросы по биологии, химии, физике, математике, истории, географии, "
     "литературе, обществознанию, информатике и праву."
@@ -303,7 +304,7 @@ class WhisperRecognizer:
         return best_decoding(tried)
 
     def _generate(self, encoded, max_new_tokens: int, temperature: float) -> list[Decoding]:
-        """A beam search at temperature 0, else BEST_OF samples.
+        """Greedy or a beam search (`beam_size`) at temperature 0, else BEST_OF samples.
 
         faster-whisper keeps only the likeliest sample; here the likeliest that does not loop
         is kept (`best_decoding`): a loop is often the likeliest sample too.
