@@ -92,7 +92,7 @@ export class BrowserAudio {
       throw error;
     }
     const context = this.mic.context;
-    const jitterMs = Number(params.get("jitter") ?? 60);
+    const jitterMs = Number(params.get("jitter") ?? 30); // the server sends 150 ms ahead: this is only the start
     this.playback = new AudioWorkletNode(context, "cluelypro-playback", {
       numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { jitterMs },
     });

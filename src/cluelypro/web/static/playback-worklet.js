@@ -13,7 +13,7 @@ class Playback extends AudioWorkletProcessor {
   constructor(options) {
     super();
     const opts = options.processorOptions || {};
-    this.jitter = Math.round((Math.max(0, opts.jitterMs ?? 60) / 1000) * sampleRate);
+    this.jitter = Math.round((Math.max(0, opts.jitterMs ?? 30) / 1000) * sampleRate);
     this.step = SOURCE_RATE / sampleRate;
     this.chunks = []; // Float32Array at 16 kHz
     this.seqs = [];
