@@ -205,8 +205,8 @@ def test_a_thesis_spoken_early_and_then_dropped_keeps_what_was_written(written: 
 
 
 def test_theses_a_voice_would_misread_are_repaired_or_dropped() -> None:
-    """The post-filter (issue 12): the 1.5B model's real slips — a Latin word, a Latin aside, a
-    formula, a chemical formula — and a thesis that only repeats part of an earlier one."""
+    """The post-filter (issue 12): the 1.5B model's real slips — a lone Latin word, a Latin aside,
+    a chemical formula, a formula — and a thesis that only repeats part of an earlier one."""
     answer = (
         "1. Фотосинтез — процесс, при котором живые organisms преобразуют энергию света.\n"
         "2. Хлорофилл (chlorophyll) поглощает солнечный свет.\n"
@@ -214,18 +214,24 @@ def test_theses_a_voice_would_misread_are_repaired_or_dropped() -> None:
         "4. По теореме c^2 = a^2 + b^2 для любого треугольника.\n"
         "5. Хлорофилл поглощает свет.\n"
         "6. Python используют для анализа данных в биологии.\n"
+        "7. Протокол HTTP передаёт страницы от сервера к браузеру.\n"
     )
     assert run([answer])[0] == [
+        "Фотосинтез — процесс, при котором живые преобразуют энергию света.",  # the lone word left out
         "Хлорофилл поглощает солнечный свет.",
         "Растения поглощают углекислый газ и выделяют кислород.",
         "Python используют для анализа данных в биологии.",  # a Latin word with a set reading
+        "Протокол HTTP передаёт страницы от сервера к браузеру.",  # an acronym, read letter by letter
     ]
 
 
-def test_a_thesis_started_early_stops_before_a_word_a_voice_would_misread() -> None:
+def test_a_thesis_started_early_is_repaired_and_stops_before_a_formula() -> None:
     parser = ThesisStreamParser()
     parser.feed("1. Живые organisms преобразуют")
-    assert parser.numbered_partial() == "Живые "
+    assert parser.numbered_partial() == "Живые преобразуют"
+    parser = ThesisStreamParser()
+    parser.feed("1. По теореме c^2 = a")
+    assert parser.numbered_partial() == "По теореме "
     parser = ThesisStreamParser()
     parser.feed("1. Растения поглощают CO2 и ")
     assert parser.numbered_partial() == "Растения поглощают углекислый газ и "

@@ -32,18 +32,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from cluelypro.packaged import sha256_of
 from servers.base import ConnectionDropped, serve
 
 LFS_THRESHOLD = 10 * 1024  # bytes: like the hub, larger files are LFS (sha256 etag, served by the CDN)
 CHUNK = 1024 * 1024
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_blob_id(data: bytes) -> str:
@@ -70,7 +63,7 @@ class Hub:
 
     def add(self, repo: str, path_in_repo: str, source: Path) -> HubFile:
         size = source.stat().st_size
-        served = HubFile(source, sha256_file(source), size, lfs=size >= LFS_THRESHOLD)
+        served = HubFile(source, sha256_of(source), size, lfs=size >= LFS_THRESHOLD)
         self.files[(repo, path_in_repo)] = served
         return served
 

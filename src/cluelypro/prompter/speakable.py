@@ -8,7 +8,8 @@ is misread when:
 - the thesis holds a letter or digit the normaliser has no reading for (CJK, Arabic, …): it is
   dropped, and the meaning with it;
 - it holds Latin letters: their reading is a guess («H2O» → «эйч два оу»), and the prompt asks
-  for none;
+  for none — except words with a set reading («Python») and capital acronyms of 2–5 letters
+  («HTTP», «SQL»), which the normaliser spells letter by letter as Russian speakers say them;
 - it holds formula characters (FORMULA, and any Unicode math symbol): the normaliser spells a
   formula symbol by symbol («c^2 = a^2 + b^2» → «си в квадрате равно эй …»), which nobody can
   follow in an earpiece;
@@ -65,6 +66,8 @@ _KNOWN_LATIN = re.compile(
     r"(?<![\w+])(?:" + "|".join(sorted(map(re.escape, KNOWN_LATIN_WORDS), key=len, reverse=True)) + r")(?![\w+])",
     re.IGNORECASE,
 )
+_ACRONYM = re.compile(r"(?<![\w-])[A-Z]{2,5}(?![\w-])")
+"""«HTTP», «SQL», «CPU»: read letter by letter («эйч ти ти пи»), as Russian speakers say them."""
 _READABLE = re.compile(r"[а-яА-ЯёЁ\s.,:;!?()«»\"'—–\-%…]")
 
 
@@ -84,7 +87,7 @@ def violations_of(thesis: str, earlier_theses: Sequence[str] = ()) -> list[str]:
 def misread_reason(thesis: str) -> str | None:
     """Why a Russian TTS would misread `thesis`, or None (see the module's doc)."""
     reasons = []
-    written = _KNOWN_LATIN.sub(" ", _UNIT_SPELLING.sub(" ", thesis))
+    written = _ACRONYM.sub(" ", _KNOWN_LATIN.sub(" ", _UNIT_SPELLING.sub(" ", thesis)))
     if dropped := sorted({char for char in thesis if char.isalnum() and _unreadable(char)}):
         reasons.append("no reading for " + " ".join(dropped))
     if latin := sorted({char for char in written if _LATIN.match(char)}):
@@ -150,9 +153,8 @@ def answer_cut(text: str, pieces: int, ended_on_its_own: bool, full: bool, max_t
 
 # The post-filter: what the prompter does with a thesis before it is whispered.
 
-_FOREIGN_ASIDE = re.compile(
-    r"\s*[(\[][^()\[\]]*[A-Za-z\u0370-\u03ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af][^()\[\]]*[)\]]"
-)
+_EAST_ASIAN = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"  # kana, CJK ideographs, Hangul
+_FOREIGN_ASIDE = re.compile(rf"\s*[(\[][^()\[\]]*[A-Za-z{_EAST_ASIAN}][^()\[\]]*[)\]]")
 """A parenthesised aside in another script: «хлорофилл (chlorophyll)» says it twice."""
 _FORMULAS = {
     "CO2": "углекислый газ",
@@ -173,11 +175,29 @@ _FORMULA_WORD = re.compile(
 _SUBSCRIPTS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 
 
+_NOT_IN_A_FORMULA = r"\w^=+*/<>_{}\\|-"
+_STRAY_WORD = re.compile(
+    rf"(?<![{_NOT_IN_A_FORMULA}])(?:[A-Za-z][A-Za-z'’]*|[{_EAST_ASIAN}]+)(?![{_NOT_IN_A_FORMULA}])"
+)
+"""A lone word in another script, not part of a formula: «живые organisms преобразуют» (the 1.5B
+model's habit), a CJK character."""
+_SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+(?=[,.;:!?)»])")
+
+
 def repaired(thesis: str) -> str:
-    """`thesis` with what can be fixed without changing its meaning: foreign asides dropped,
-    common formulas («CO₂», «H2O») said in words."""
+    """`thesis` with what can be fixed: foreign asides dropped, common formulas («CO₂», «H2O»)
+    said in words, and a lone foreign word left out — the rest of the sentence still says it, and
+    the word read by a guessed transliteration would not. Acronyms and words with a set reading
+    stay (see `misread_reason`); a formula («c^2 = a^2 + b^2») is not repaired."""
     text = _FOREIGN_ASIDE.sub("", thesis.translate(_SUBSCRIPTS))
-    return _FORMULA_WORD.sub(lambda match: _FORMULAS[match.group(1)], text)
+    text = _FORMULA_WORD.sub(lambda match: _FORMULAS[match.group(1)], text)
+    text = _STRAY_WORD.sub(_unless_readable, text)
+    return _SPACE_BEFORE_PUNCTUATION.sub("", text)
+
+
+def _unless_readable(match: re.Match[str]) -> str:
+    word = match.group(0)
+    return word if _ACRONYM.fullmatch(word) or word.casefold() in KNOWN_LATIN_WORDS else ""
 
 
 def whisperable(thesis: str, earlier_theses: Sequence[str] = ()) -> str | None:
@@ -192,7 +212,8 @@ def whisperable(thesis: str, earlier_theses: Sequence[str] = ()) -> str | None:
 def readable_prefix(partial: str) -> str:
     """The part of a thesis still being written that can be spoken already: repaired, and cut
     before the first word a voice would misread (early speech starts on it)."""
-    text = repaired(partial)
+    fixed = repaired(partial)
+    text = " ".join(fixed.split()) + (" " if fixed[-1:].isspace() and fixed.strip() else "")
     words = text.split(" ")
     for end, word in enumerate(words):
         if word and misread_reason(word):
