@@ -349,10 +349,12 @@ def test_f11_an_empty_stream_from_the_last_llm_is_an_error() -> None:
 
 
 def test_f11_thesis_text_that_looks_like_markup_is_printed_and_spoken(capsys) -> None:
-    llm = ScriptedLLM({"фотосинтез": "1. [/INST] [bold]Фотосинтез[/bold] идёт в листьях растений."})
-    harness = Harness(LINES, llms=[llm])
+    # A thesis can no longer hold rich markup ("[/INST]" is an aside the post-filter drops), but a
+    # transcript can: it is printed as heard, and the question is still answered.
+    llm = ScriptedLLM({"фотосинтез": "1. Фотосинтез идёт в листьях растений."})
+    harness = Harness({1: "[/INST] [bold]Что такое фотосинтез?[/bold]"}, llms=[llm])
     harness.run(Say(1), WaitFor(event("playback_end", q=1, index=1), "thesis spoken"))
-    assert "[/INST] [bold]Фотосинтез[/bold]" in capsys.readouterr().out
+    assert "[/INST] [bold]Что такое фотосинтез?[/bold]" in capsys.readouterr().out
 
 
 # --- the pipeline's own paths ----------------------------------------------------------------------

@@ -237,6 +237,13 @@ def test_a_thesis_started_early_is_repaired_and_stops_before_a_formula() -> None
     assert parser.numbered_partial() == "Растения поглощают углекислый газ и "
 
 
+def test_a_repair_that_leaves_too_little_drops_the_thesis() -> None:
+    parser = ThesisStreamParser()
+    answer = "1. Типы: bytes, bytearray.\n2. Основные типы: int, bytes, frozenset и str.\n"
+    assert run([answer])[0] == ["Основные типы: int, и str."]  # known words stay; no comma left hanging
+    assert parser.feed("1. Типы: bytes, memoryview.\n") == []
+
+
 def test_deepening_drops_a_thesis_that_only_rephrases_one_said() -> None:
     parser = ThesisStreamParser(["Хлорофилл поглощает солнечный свет и запасает энергию."])
     assert parser.feed("1. Солнечный свет поглощает хлорофилл.\n2. Кислород выделяется в атмосферу.\n") == [

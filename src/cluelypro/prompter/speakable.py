@@ -155,7 +155,8 @@ def answer_cut(text: str, pieces: int, ended_on_its_own: bool, full: bool, max_t
 
 _EAST_ASIAN = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"  # kana, CJK ideographs, Hangul
 _FOREIGN_ASIDE = re.compile(rf"\s*[(\[][^()\[\]]*[A-Za-z{_EAST_ASIAN}][^()\[\]]*[)\]]")
-"""A parenthesised aside in another script: «хлорофилл (chlorophyll)» says it twice."""
+"""A parenthesised aside in another script: «хлорофилл (chlorophyll)» says it twice (one the voice
+reads right, «(int)», stays)."""
 _FORMULAS = {
     "CO2": "углекислый газ",
     "H2O": "вода",
@@ -182,6 +183,9 @@ _STRAY_WORD = re.compile(
 """A lone word in another script, not part of a formula: «живые organisms преобразуют» (the 1.5B
 model's habit), a CJK character."""
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+(?=[,.;:!?)»])")
+_ORPHAN_COMMAS = re.compile(r",(?=\s*[,.;:!?)»])|(?<=[:(«])\s*,")
+"""Commas a left-out word leaves behind: «типы: int, bytes, frozenset.» → «типы: int.»"""
+MIN_WORDS = 3  # as the thesis parser: a repair that leaves fewer is not a thesis
 
 
 def repaired(thesis: str) -> str:
@@ -189,10 +193,15 @@ def repaired(thesis: str) -> str:
     said in words, and a lone foreign word left out — the rest of the sentence still says it, and
     the word read by a guessed transliteration would not. Acronyms and words with a set reading
     stay (see `misread_reason`); a formula («c^2 = a^2 + b^2») is not repaired."""
-    text = _FOREIGN_ASIDE.sub("", thesis.translate(_SUBSCRIPTS))
+    text = _FOREIGN_ASIDE.sub(_aside_unless_readable, thesis.translate(_SUBSCRIPTS))
     text = _FORMULA_WORD.sub(lambda match: _FORMULAS[match.group(1)], text)
     text = _STRAY_WORD.sub(_unless_readable, text)
-    return _SPACE_BEFORE_PUNCTUATION.sub("", text)
+    return _ORPHAN_COMMAS.sub("", _SPACE_BEFORE_PUNCTUATION.sub("", text))
+
+
+def _aside_unless_readable(match: re.Match[str]) -> str:
+    """«(chlorophyll)» goes; «(int)» or «(HTTP)» stays: the voice reads it right."""
+    return match.group(0) if not misread_reason(match.group(0).strip(" ()[]")) else ""
 
 
 def _unless_readable(match: re.Match[str]) -> str:
@@ -204,7 +213,9 @@ def whisperable(thesis: str, earlier_theses: Sequence[str] = ()) -> str | None:
     """The thesis to whisper (repaired), or None when it would still be misread or says again
     what an earlier one said: a wrong reading or a repeat is worse than one thesis fewer."""
     text = " ".join(repaired(thesis).split())
-    if misread_reason(text) or any(repeats(text, earlier) for earlier in earlier_theses):
+    if word_count(text) < MIN_WORDS or misread_reason(text):
+        return None
+    if any(repeats(text, earlier) for earlier in earlier_theses):
         return None
     return text
 
