@@ -13,10 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from cluelypro.prompter.speakable import readable_prefix, whisperable
+from cluelypro.prompter.speakable import MIN_WORDS, readable_prefix, whisperable
 
-MIN_WORDS = 3
-"""Shorter lines ("0", "Да.", "Строки (str).") are not theses."""
 MAX_THESES = 5
 """A round says at most five theses (SPEC §2.6): a small model sometimes lists on and on."""
 

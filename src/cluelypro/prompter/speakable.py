@@ -84,6 +84,7 @@ def violations_of(thesis: str, earlier_theses: Sequence[str] = ()) -> list[str]:
     return found
 
 
+@lru_cache(maxsize=8192)  # early speech asks it of every word of the thesis being written, per token
 def misread_reason(thesis: str) -> str | None:
     """Why a Russian TTS would misread `thesis`, or None (see the module's doc)."""
     reasons = []
@@ -185,7 +186,8 @@ model's habit), a CJK character."""
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+(?=[,.;:!?)»])")
 _ORPHAN_COMMAS = re.compile(r",(?=\s*[,.;:!?)»])|(?<=[:(«])\s*,")
 """Commas a left-out word leaves behind: «типы: int, bytes, frozenset.» → «типы: int.»"""
-MIN_WORDS = 3  # as the thesis parser: a repair that leaves fewer is not a thesis
+MIN_WORDS = 3
+"""Shorter lines ("0", "Да.", "Строки (str).") are not theses, as written or once repaired."""
 
 
 def repaired(thesis: str) -> str:
@@ -193,20 +195,15 @@ def repaired(thesis: str) -> str:
     said in words, and a lone foreign word left out — the rest of the sentence still says it, and
     the word read by a guessed transliteration would not. Acronyms and words with a set reading
     stay (see `misread_reason`); a formula («c^2 = a^2 + b^2») is not repaired."""
-    text = _FOREIGN_ASIDE.sub(_aside_unless_readable, thesis.translate(_SUBSCRIPTS))
+    text = _FOREIGN_ASIDE.sub(_unless_misread, thesis.translate(_SUBSCRIPTS))
     text = _FORMULA_WORD.sub(lambda match: _FORMULAS[match.group(1)], text)
-    text = _STRAY_WORD.sub(_unless_readable, text)
+    text = _STRAY_WORD.sub(_unless_misread, text)
     return _ORPHAN_COMMAS.sub("", _SPACE_BEFORE_PUNCTUATION.sub("", text))
 
 
-def _aside_unless_readable(match: re.Match[str]) -> str:
-    """«(chlorophyll)» goes; «(int)» or «(HTTP)» stays: the voice reads it right."""
+def _unless_misread(match: re.Match[str]) -> str:
+    """An aside or a word stays when the voice reads it right («(int)», «HTTP»), else it goes."""
     return match.group(0) if not misread_reason(match.group(0).strip(" ()[]")) else ""
-
-
-def _unless_readable(match: re.Match[str]) -> str:
-    word = match.group(0)
-    return word if _ACRONYM.fullmatch(word) or word.casefold() in KNOWN_LATIN_WORDS else ""
 
 
 def whisperable(thesis: str, earlier_theses: Sequence[str] = ()) -> str | None:
