@@ -184,6 +184,18 @@ def test_a_stream_just_started_may_be_slow_to_deliver() -> None:
     assert [told[1] for told in machine.told] == ["lost"]
 
 
+def test_a_stream_that_delivered_and_went_quiet_is_lost_within_its_first_seconds() -> None:
+    """The grace is for the first block: a device unplugged a second after the start is told
+    SILENT_STREAM_S after its last block, not at the end of FIRST_AUDIO_GRACE_S (SPEC §5: 2 s)."""
+    machine = Machine({"USB Microphone"})
+    watched = machine.watch()
+    machine.run(watched, 1.0)
+    last_block = machine.now
+    machine.run(watched, SILENT_STREAM_S, delivering=False)
+    assert machine.told == [("input", "lost", "USB Microphone", last_block + SILENT_STREAM_S)]
+    assert last_block + SILENT_STREAM_S < FIRST_AUDIO_GRACE_S
+
+
 def test_a_stream_that_fails_to_start_is_lost_and_retried() -> None:
     machine = Machine({"USB Microphone"})
     machine.fail_next_start = True

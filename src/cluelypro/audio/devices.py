@@ -17,9 +17,7 @@ log = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 0.25  # how often the event loop looks at a stream's health
 SILENT_STREAM_S = 1.0  # a running stream whose callback has not run for this long is lost
-FIRST_AUDIO_GRACE_S = (
-    5.0  # a stream just started may deliver late or haltingly (a device waking from suspend, an idle null sink: ~2 s)
-)
+FIRST_AUDIO_GRACE_S = 5.0  # a stream's first block may come late (a device waking from suspend, an idle null sink: ~2 s)
 RETRY_EVERY_S = 2.0  # reopen attempts while a device is lost
 FLAGS_REPORT_EVERY_S = 30.0  # at most one warning line per stream about overflows or underruns
 HUNG_AFTER_S = 5.0  # a reopening not returned by then is hung (see _Recovery): abandoned, and tried anew
@@ -405,9 +403,10 @@ class WatchedStream:
                 return False
         except _sounddevice().PortAudioError:
             return False
-        if now - self._started_at < FIRST_AUDIO_GRACE_S:
-            return True
-        return self._heartbeat.last is not None and now - self._heartbeat.last < SILENT_STREAM_S
+        last = self._heartbeat.last
+        if last is None:  # the grace is for the first block only: one that delivered and went quiet is lost
+            return now - self._started_at < FIRST_AUDIO_GRACE_S
+        return now - last < SILENT_STREAM_S
 
     def _report_flags(self, now: float) -> None:
         if now < self._next_flags_report:
