@@ -196,6 +196,17 @@ def test_a_stream_that_delivered_and_went_quiet_is_lost_within_its_first_seconds
     assert last_block + SILENT_STREAM_S < FIRST_AUDIO_GRACE_S
 
 
+def test_a_stream_starting_haltingly_is_not_lost_until_it_flows() -> None:
+    """A null sink just loaded back: one block (the device is back), a second and more of nothing,
+    then steady audio — no second `lost` (live test: lost, back, lost, back within 1 s)."""
+    machine = Machine({"USB Microphone"})
+    watched = machine.watch()
+    machine.run(watched, CHECK_EVERY_S)
+    machine.run(watched, 2 * SILENT_STREAM_S, delivering=False)
+    machine.run(watched, FIRST_AUDIO_GRACE_S)
+    assert machine.told == [] and watched.flowing
+
+
 def test_a_stream_that_fails_to_start_is_lost_and_retried() -> None:
     machine = Machine({"USB Microphone"})
     machine.fail_next_start = True

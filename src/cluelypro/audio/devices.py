@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 0.25  # how often the event loop looks at a stream's health
 SILENT_STREAM_S = 1.0  # a running stream whose callback has not run for this long is lost
-FIRST_AUDIO_GRACE_S = 5.0  # a stream's first block may come late (a device waking from suspend, an idle null sink: ~2 s)
+FIRST_AUDIO_GRACE_S = 5.0  # a stream starting may deliver late or haltingly (a device waking, a null sink: ~2 s)
+SETTLED_AFTER_S = 0.5  # blocks spanning this long: the stream flows, and its grace is over
 RETRY_EVERY_S = 2.0  # reopen attempts while a device is lost
 FLAGS_REPORT_EVERY_S = 30.0  # at most one warning line per stream about overflows or underruns
 HUNG_AFTER_S = 5.0  # a reopening not returned by then is hung (see _Recovery): abandoned, and tried anew
@@ -25,12 +26,12 @@ MAX_HUNG_REOPENINGS = 5  # then the device is given up on (each hung one keeps a
 CLOSE_WAIT_S = 2.0  # how long closing a stream for good may hold up the exit
 
 DeviceCallback = Callable[[str, str, str], None]
-"""Told (which, state, name): which is "input" or "output", state "lost" or "back"."""
+"""Told (which, state, name): which is "input", "output" or "system" (call mode), state "lost" or "back"."""
 
 Opener = Callable[[str | int | None, Callable[..., None]], tuple[Any, str]]
 """Opens a stream (not started) on a device with a callback; returns it and the device's name."""
 
-LABELS = {"input": "microphone", "output": "earpiece"}
+LABELS = {"input": "microphone", "output": "earpiece", "system": "system audio"}
 WATCHED_FLAGS = {"input": ("input_overflow", "input_underflow"), "output": ("output_underflow",)}
 
 # Streams this process opened: PortAudio's device list may only be refreshed while none is open.
@@ -142,7 +143,17 @@ class _Heartbeat:
     """When one stream's callback last ran: written by its PortAudio thread, read by the event loop."""
 
     def __init__(self) -> None:
+        self.first: float | None = None
         self.last: float | None = None
+
+    def beat(self, now: float) -> None:
+        if self.first is None:
+            self.first = now
+        self.last = now
+
+    def settled(self) -> bool:
+        """Blocks have come for SETTLED_AFTER_S: the stream flows (it is no longer starting)."""
+        return self.first is not None and self.last is not None and self.last - self.first >= SETTLED_AFTER_S
 
 
 class _Opened:
@@ -389,7 +400,7 @@ class WatchedStream:
         callback, monotonic, flags = self._callback, self._monotonic, self._flags
 
         def on_audio(data: Any, frames: int, time_info: Any, status: Any) -> None:
-            heartbeat.last = monotonic()
+            heartbeat.beat(monotonic())
             if status:
                 for flag in flags:
                     flags[flag] += bool(getattr(status, flag))
@@ -403,10 +414,13 @@ class WatchedStream:
                 return False
         except _sounddevice().PortAudioError:
             return False
+        # A stream starting (a device waking from suspend, a null sink just loaded) may deliver late
+        # or haltingly — a block, then a second of nothing: the grace covers it until it flows. Once
+        # it flows, a second of nothing is a loss, however soon after the start (SPEC §5: 2 s).
+        if not self._heartbeat.settled() and now - self._started_at < FIRST_AUDIO_GRACE_S:
+            return True
         last = self._heartbeat.last
-        if last is None:  # the grace is for the first block only: one that delivered and went quiet is lost
-            return now - self._started_at < FIRST_AUDIO_GRACE_S
-        return now - last < SILENT_STREAM_S
+        return last is not None and now - last < SILENT_STREAM_S
 
     def _report_flags(self, now: float) -> None:
         if now < self._next_flags_report:
