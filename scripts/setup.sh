@@ -110,7 +110,7 @@ except ModelUnavailableError as error:
 
 step "system libraries"
 python3 -c "import ensurepip, venv" 2>/dev/null || apt_install python3-venv
-apt_install libportaudio2 ca-certificates
+apt_install libportaudio2 libpulse0 ca-certificates  # libpulse0: call mode's system audio (soundcard)
 [ $WITH_TEST -eq 1 ] && apt_install pulseaudio pulseaudio-utils libasound2-plugins chromium fonts-dejavu-core
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -9,8 +9,8 @@ from contextlib import aclosing
 from typing import TypeVar
 
 import numpy as np
-import soxr
 
+from cluelypro.audio.aligned import Resampler
 from cluelypro.audio.devices import CHECK_EVERY_S, DeviceCallback, DeviceError, WatchedStream, open_input_stream
 from cluelypro.config import BLOCK_SAMPLES, SAMPLE_RATE
 from cluelypro.metrics.timeline import Clock
@@ -67,7 +67,7 @@ async def capture_microphone(
     microphone.open(device)
     if named is not None:
         named(microphone.name)
-    to_16k = _Resampler()
+    to_16k = Resampler()
     yielded, in_gap = 0, False  # samples yielded (16 kHz); silence is standing in for the microphone
     clock.restart()
     try:
@@ -119,22 +119,6 @@ async def get_within(queue: asyncio.Queue[T], seconds: float) -> T | None:
 
 def _silence_until_now(clock: Clock, samples_so_far: int) -> np.ndarray:
     return np.zeros(max(0, round(clock.input_now() * SAMPLE_RATE) - samples_so_far), dtype=np.float32)
-
-
-class _Resampler:
-    """Device rate → 16 kHz, with one stateful resampler per rate (a reopened microphone may differ)."""
-
-    def __init__(self) -> None:
-        self._rate: int | None = None
-        self._stream: soxr.ResampleStream | None = None
-
-    def __call__(self, block: np.ndarray, rate: int) -> np.ndarray:
-        if rate == SAMPLE_RATE:
-            return block
-        if rate != self._rate:
-            self._rate, self._stream = rate, soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
-        assert self._stream is not None
-        return self._stream.resample_chunk(block)
 
 
 async def record_microphone(seconds: float, device: str | int | None = None, on_progress=None) -> np.ndarray:

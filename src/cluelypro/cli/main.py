@@ -92,12 +92,12 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _replay(
-    session: Session, blocks: Iterable[np.ndarray], length: int, output: Path | None, rate: int
+    session: Session, blocks: Iterable[np.ndarray], length: int, output: Path | None, rate: int, keys: bool = False
 ) -> list[QuestionChain]:
     """Replay 16 kHz `blocks` (`length` samples) through the session; the earpiece track, aligned
-    with them, is kept only when it is to be written to `output` at `rate`."""
+    with them, is kept only when it is to be written to `output` at `rate`. `keys`: see Session.run."""
     with TrackEarpiece(session.clock, length, keep=output is not None) as earpiece:
-        session.run(replay_file(blocks, session.clock), earpiece)
+        session.run(replay_file(blocks, session.clock), earpiece, keys=keys)
         if output is not None:
             earpiece.write(output, rate)
             ui.console.print(f"earpiece track written to {escape(shown(output))}")
@@ -136,12 +136,12 @@ def demo(
 
 def _examiner_recording(question: str, voice: str) -> np.ndarray:
     """The question in another voice, with room before it and for the answer after it."""
-    from cluelypro.tts.rhvoice import RhVoiceSynthesizer
+    from cluelypro.engines import examiner_synthesizer
 
-    examiner = RhVoiceSynthesizer(voice)
+    examiner = examiner_synthesizer(voice)  # RHVoice on Linux, the system's Russian voice elsewhere
     examiner.load()
     speech = to_mono_16k(np.concatenate(list(examiner.synthesize(question))), examiner.sample_rate)
-    examiner.close()
+    getattr(examiner, "close", lambda: None)()
     silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
     answer_room = np.zeros(DEMO_ANSWER_SECONDS * SAMPLE_RATE, dtype=np.float32)
     return np.concatenate([silence / 2, 0.8 * speech / max(1e-6, np.abs(speech).max()), answer_room])
@@ -164,6 +164,12 @@ def run(
     asr_model: Annotated[str | None, Option(help="faster-whisper model name or path")] = None,
     llm_model: Annotated[str | None, Option(help="embedded LLM name or GGUF path")] = None,
     voice: Annotated[str | None, Option(help="RHVoice voice for the earpiece")] = None,
+    call: Annotated[
+        bool, Option("--call", help="online call: the other side from the system audio, you from the microphone")
+    ] = False,
+    system_audio: Annotated[
+        str | None, Option(help="with --call: the call's source (Linux: a sink or its .monitor; default: the output's)")
+    ] = None,
 ) -> None:
     """Replay a recording through the prompter, or listen live until Ctrl+C."""
 
@@ -171,6 +177,12 @@ def run(
         settings = _settings(
             vad_engine=vad, end_silence_ms=end_silence_ms, asr_model=asr_model, llm_model=llm_model, tts_voice=voice
         )
+        if call or system_audio is not None:
+            if input is not None:
+                raise DeviceError("--call listens to a live call; replay a recording of one without --call")
+            from cluelypro.cli.call import run_call
+
+            return run_call(settings, events, parse_device(input_device), parse_device(output_device), system_audio)
         if input is not None:
             audio = open_input(input)  # fail on a bad file before minutes of model loading
             if audio.channel is not MIXED_DOWN:
@@ -180,7 +192,7 @@ def run(
                 )
             session = Session(settings, fast, events)
             session.load()
-            _replay(session, stream_audio(audio), audio.samples, output, audio.rate)
+            _replay(session, stream_audio(audio), audio.samples, output, audio.rate, keys=True)
             if not session.chains.speech_heard:
                 ui.console.print(
                     f"no speech found in {escape(shown(input))}; check the recording level, or lower VAD_THRESHOLD"
@@ -201,7 +213,7 @@ def _run_live(
     ui.console.print("listening — press Ctrl+C to stop")
     try:
         microphone = capture_microphone(session.clock, input_device, on_device=session.on_device)
-        session.run(microphone, earpiece, beside=earpiece.watch)
+        session.run(microphone, earpiece, beside=earpiece.watch, keys=True)
     except KeyboardInterrupt:
         ui.console.print("stopped")
     session.summarize()

@@ -21,6 +21,7 @@ from cluelypro.config import Settings
 
 if TYPE_CHECKING:
     from cluelypro.audio.earpiece import TrackEarpiece
+    from cluelypro.audio.loopback import SystemDevice
     from cluelypro.web.runtime import Route
 
 Option = typer.Option
@@ -47,6 +48,12 @@ def register_serve_command(
         voice_profile: Annotated[str | None, Option(help="voice profile to use instead of the active one")] = None,
         input_device: Annotated[str | None, Option(help="microphone (local mode): index or name part")] = None,
         output_device: Annotated[str | None, Option(help="earpiece (local mode): index or name part")] = None,
+        call: Annotated[
+            bool, Option("--call", help="online call (local mode): the other side from the system audio")
+        ] = False,
+        system_audio: Annotated[
+            str | None, Option(help="with --call: the call's source (Linux: a sink or its .monitor)")
+        ] = None,
     ) -> None:
         """Serve the live dashboard (and the browser client) while the prompter listens; Ctrl+C stops."""
 
@@ -70,6 +77,11 @@ def register_serve_command(
             if recording is not None and recording.channel is not MIXED_DOWN:
                 ui.console.print(f"input has {recording.channels} channels; using channel {recording.channel + 1}")
             devices = parse_device(input_device), parse_device(output_device)
+            system = None
+            if call or system_audio is not None:
+                if recording is not None or audio != "local":
+                    raise DeviceError("--call listens to a live call with this computer's devices: --audio local")
+                devices, system = _call_devices(*devices, system_audio)
             if recording is None and audio == "local":
                 try:
                     check_device(devices[0], "input")
@@ -79,9 +91,10 @@ def register_serve_command(
             listener = _bind(host, port)  # a port in use fails now, not after minutes of loading
             policy = Policy.for_host(host)
             session = Session(settings, fast=False, events=events, embedder=True)
+            session.call = system is not None
 
             def local() -> Route:
-                return local_route(session.clock, session.on_device, *devices)
+                return local_route(session.clock, session.on_device, *devices, system=system)
 
             track: TrackEarpiece | None = None
             try:
@@ -119,6 +132,19 @@ def register_serve_command(
             return 0
 
         guarded(body)
+
+
+def _call_devices(
+    input_device: str | int | None, output_device: str | int | None, system_audio: str | None
+) -> tuple[tuple[str | int | None, str | int | None], SystemDevice]:
+    """Call mode's devices, checked before loading: Pulse names on Linux, the call's source, and
+    no earpiece that plays into the call (as `run --call`)."""
+    from cluelypro.audio.loopback import pulse_device, refuse_own_output, system_device
+
+    devices = pulse_device(input_device, "input"), pulse_device(output_device, "output")
+    system = system_device(system_audio)
+    refuse_own_output(system, devices[1])
+    return devices, system
 
 
 def _bind(host: str, port: int) -> socket.socket:

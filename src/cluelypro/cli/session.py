@@ -12,11 +12,13 @@ from rich.markup import escape
 
 from cluelypro.audio.earpiece import Earpiece
 from cluelypro.cli import console as ui
+from cluelypro.cli.keys import TerminalKeys, keys_available
 from cluelypro.config import Settings
 from cluelypro.engines import Engines, build_engines, load_engines
 from cluelypro.metrics.events import Device
 from cluelypro.metrics.summary import ChainCollector, QuestionChain
 from cluelypro.metrics.timeline import Clock, Timeline
+from cluelypro.pipeline.controls import ControlledEarpiece
 from cluelypro.pipeline.pipeline import Pipeline
 from cluelypro.speaker.gate import SpeakerGate
 from cluelypro.speaker.profiles import VoiceProfile, active_profile_name, check_compatible, load_profile
@@ -39,6 +41,7 @@ class Session:
         self.timeline.subscribe(self.chains)
         self.startup_s: float | None = None
         self.gate: SpeakerGate | None = None
+        self.call = False  # call mode: the source decides the role, no profile is needed
 
     def load(self) -> None:
         with ui.loading_progress() as report:
@@ -48,6 +51,8 @@ class Session:
             assert self.engines.embedder is not None, "built with the speaker gate"
             self.gate = SpeakerGate(self.engines.embedder, self.profile, self.settings.voice_threshold)
             ui.errors.print(f"voice profile [bold]{escape(self.profile.name)}[/], threshold {self.gate.threshold:.2f}")
+        elif self.call:
+            ui.errors.print("no voice profile: the call is the other side, the microphone is you")
         else:
             ui.errors.print(
                 "[yellow]warning:[/] no voice profile — every voice counts as the other speaker; "
@@ -60,12 +65,24 @@ class Session:
         self.timeline.emit(Device(which, state, name), self.clock.input_now())
 
     def run(
-        self, source: AsyncIterator[np.ndarray], earpiece: Earpiece, beside: Callable[[], Awaitable[None]] | None = None
+        self,
+        source: AsyncIterator[np.ndarray],
+        earpiece: Earpiece,
+        beside: Callable[[], Awaitable[None]] | None = None,
+        keys: bool = False,
+        system: AsyncIterator[np.ndarray] | None = None,
     ) -> None:
-        """Run the pipeline on `source`; `beside` (a device's watch) runs along until it ends."""
-        pipeline = Pipeline(self.settings, self.engines, self.clock, self.timeline, earpiece, self.gate)
+        """Run the pipeline on `source`; `beside` (a device's watch) runs along until it ends. With
+        `keys`, in real time, keypresses on the terminal mute, repeat and skip (cli.keys). With
+        `system` (call mode), `source` is the microphone and `system` the other side of the call."""
+        controlled = ControlledEarpiece(earpiece) if keys and not self.clock.fast and keys_available() else None
+        pipeline = Pipeline(self.settings, self.engines, self.clock, self.timeline, controlled or earpiece, self.gate)
+        companions = [beside] if beside else []
+        if controlled is not None:
+            companions.append(TerminalKeys(pipeline, controlled, self.clock.input_now).listen)
         try:
-            asyncio.run(_alongside(pipeline.run(source), beside) if beside else pipeline.run(source))
+            main = pipeline.run(source, system)
+            asyncio.run(_alongside(main, *companions) if companions else main)
         finally:
             earpiece.close()
             self.timeline.close()
@@ -77,9 +94,9 @@ class Session:
         return chains
 
 
-async def _alongside(main: Awaitable[None], companion: Callable[[], Awaitable[None]]) -> None:
-    """Await `main` with `companion` running beside it; a companion that fails ends both."""
-    tasks = [asyncio.ensure_future(main), asyncio.ensure_future(companion())]
+async def _alongside(main: Awaitable[None], *companions: Callable[[], Awaitable[None]]) -> None:
+    """Await `main` with `companions` running beside it; a companion that fails ends them all."""
+    tasks = [asyncio.ensure_future(main), *(asyncio.ensure_future(companion()) for companion in companions)]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:

@@ -34,6 +34,8 @@ class Heard:
     role: str  # "own" or "other"
     score: float | None
     transcript: Transcript | None  # None: own speech that the advance policy does not need
+    leaked: bool = False  # call mode: microphone speech not in the user's voice (the call, heard from
+    # the laptop's speakers): never answered, never taken as the user's
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class SpeechSegment:
     utterance: Utterance
     anchor: Anchor
     speculation: Speculation | None = None  # ASR (and LLM) started on the utterance's final pause
+    source: str | None = None  # call mode: "mic" or "system"; None with a single source
 
 
 @dataclass(frozen=True)

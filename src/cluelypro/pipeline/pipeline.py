@@ -10,16 +10,24 @@ current one when its first thesis is complete — only then does it interrupt th
 (6B) — and the old `Answer` is cancelled whole, so nothing made for it reaches the new plan.
 Every task has an owner: a failure anywhere becomes an `error` event and a console line, and the
 next question is still answered.
+
+Call mode (`run(microphone, system)`): each source is a `Lane` of its own — frame cutter, VAD,
+segmenter, speculation slot — in the one event loop, drawing utterance ids from one counter; both
+feed the same transcribe and generate stages. The source decides the role: the system output is
+the other side, the microphone the user (with a voice profile, microphone speech the gate does
+not take for the user is the call leaking from the speakers: dropped, never answered).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,8 +58,9 @@ from cluelypro.pipeline.writer import ThesisWriter, generate
 from cluelypro.prompter.filter import QuestionFilter
 from cluelypro.prompter.matcher import ThesisMatcher
 from cluelypro.speaker.gate import SpeakerGate
+from cluelypro.vad.engines import SpeechDetector, make_detector
 from cluelypro.vad.frames import FrameCutter
-from cluelypro.vad.segmenter import SegmenterEvent, SpeechEnded, SpeechPaused, SpeechStarted, segmenter_for
+from cluelypro.vad.segmenter import Segmenter, SegmenterEvent, SpeechEnded, SpeechPaused, SpeechStarted, segmenter_for
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +85,24 @@ class StageChains:
         self.tts = EngineChain("tts", engines.synthesizers, policy(settings.tts_first_audio_budget_s, True))
 
 
+@dataclass
+class Lane:
+    """One audio source's way to the transcribe stage: its own detector (Silero keeps state across
+    frames), frame cutter, segmenter and speculation slot."""
+
+    source: str | None  # "mic" | "system" in call mode; None: the one source of a run
+    detector: SpeechDetector
+    segmenter: Segmenter
+    speculation: Speculation | None = None  # on the current utterance's last pause
+    detector_failing: bool = False
+
+    @property
+    def hears_the_earpiece(self) -> bool:
+        """Without headphones a microphone hears the prompter; the system output never carries it
+        (the earpiece may not play into the output whose loopback is the call)."""
+        return self.source != "system"
+
+
 class Pipeline:
     def __init__(
         self,
@@ -95,7 +122,9 @@ class Pipeline:
         self.earpiece = earpiece
         self.echo = None if settings.use_headphones else EchoGate(settings.speaker_tail_ms / 1000)
         earpiece.echo = self.echo  # the earpiece tells it what it plays; the input stage asks it
-        self.segmenter = segmenter_for(settings, engines.detector.frame_samples)
+        self._utt_ids = itertools.count(1)  # one counter: utterance ids stay unique across sources
+        self.segmenter = segmenter_for(settings, engines.detector.frame_samples, utt_ids=self._utt_ids)
+        self._lanes = [Lane(None, engines.detector, self.segmenter)]
         size = settings.queue_size
         self._segments: asyncio.Queue[SpeechSegment | None] = asyncio.Queue(size)
         self._questions: asyncio.Queue[Question | None] = asyncio.Queue(size)
@@ -110,8 +139,6 @@ class Pipeline:
         self.answer: Answer | None = None
         self._answer_context = AnswerContext(settings, self.chains.tts, timeline, earpiece, ThesisMatcher(), self.turns)
         self._asr_lock = asyncio.Lock()  # the recogniser serves one call at a time
-        self._speculation: Speculation | None = None  # on the current utterance's last pause
-        self._detector_failing = False
         self.answering = True  # False: listening is stopped, questions are not answered
 
     def apply_settings(self, settings: Settings) -> None:
@@ -132,12 +159,17 @@ class Pipeline:
             self.tasks.spawn(old.closed(), on_failure=lambda error: None, name=f"close-answer-{old.q}")
         self.earpiece.stop()
 
-    async def run(self, source: AsyncIterator[np.ndarray]) -> None:
-        """Process `source` to its end (or until cancelled), then let every answer finish."""
+    async def run(self, source: AsyncIterator[np.ndarray], system: AsyncIterator[np.ndarray] | None = None) -> None:
+        """Process `source` to its end (or until cancelled), then let every answer finish. With
+        `system` (call mode) `source` is the user's microphone and `system` the other side."""
         stages = [self._transcribe(), self._generate()]
         tasks = [asyncio.create_task(stage) for stage in stages]
         try:
-            await self._listen(source)
+            if system is None:
+                await self._listen(self._lanes[0], source)
+            else:
+                await self._listen_to_call(source, system)
+            await self._segments.put(END)
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
@@ -165,56 +197,75 @@ class Pipeline:
 
     # --- listen: VAD and segmenter, inline in the capture loop (≈0.15 ms per frame) -------------
 
-    async def _listen(self, source: AsyncIterator[np.ndarray]) -> None:
-        frames = FrameCutter(self.engines.detector.frame_samples)
+    async def _listen_to_call(self, microphone: AsyncIterator[np.ndarray], system: AsyncIterator[np.ndarray]) -> None:
+        """Both sources at once, each in a lane of its own; one that fails ends the other."""
+        self._lanes[0].source = "mic"
+        detector = make_detector(self.settings.vad_engine, self.settings.webrtc_aggressiveness)
+        segmenter = segmenter_for(self.settings, detector.frame_samples, utt_ids=self._utt_ids)
+        self._lanes[1:] = [Lane("system", detector, segmenter)]
+        listening = [
+            asyncio.create_task(self._listen(lane, source), name=f"listen-{lane.source}")
+            for lane, source in zip(self._lanes, (microphone, system), strict=True)
+        ]
+        try:
+            await asyncio.gather(*listening)
+        finally:
+            for task in listening:
+                task.cancel()
+            await asyncio.gather(*listening, return_exceptions=True)
+
+    async def _listen(self, lane: Lane, source: AsyncIterator[np.ndarray]) -> None:
+        frames = FrameCutter(lane.detector.frame_samples)
         silence = np.zeros(frames.frame_samples, dtype=np.float32)
         async for block in source:
             for heard in frames.cut(block):
-                frame = silence if self._hearing_itself() else heard
-                await self._on_vad(self.segmenter.push(frame, self._speech_probability(frame)))
-        await self._on_vad(self.segmenter.flush())
-        await self._segments.put(END)
+                frame = silence if self._hearing_itself(lane) else heard
+                await self._on_vad(lane, lane.segmenter.push(frame, self._speech_probability(lane, frame)))
+        await self._on_vad(lane, lane.segmenter.flush())
 
-    def _speech_probability(self, frame: np.ndarray) -> float:
+    def _speech_probability(self, lane: Lane, frame: np.ndarray) -> float:
         """The detector's verdict; a failing detector hears silence, reported once per failure spell."""
         try:
-            probability = self.engines.detector.speech_probability(frame)
+            probability = lane.detector.speech_probability(frame)
         except Exception as error:
-            if not self._detector_failing:
-                self._report_error("vad", error, self.clock.anchor_for_speech_end(self.segmenter.now), None)
-            self._detector_failing = True
+            if not lane.detector_failing:
+                self._report_error("vad", error, self.clock.anchor_for_speech_end(lane.segmenter.now), None)
+            lane.detector_failing = True
             return 0.0
-        self._detector_failing = False
+        lane.detector_failing = False
         return probability
 
-    def _hearing_itself(self) -> bool:
+    def _hearing_itself(self, lane: Lane) -> bool:
         """Without headphones the microphone hears the prompter: mute it while it speaks."""
-        return self.echo is not None and self.echo.is_echo(self.segmenter.now)
+        return self.echo is not None and lane.hears_the_earpiece and self.echo.is_echo(lane.segmenter.now)
 
-    async def _on_vad(self, events: list[SegmenterEvent]) -> None:
+    async def _on_vad(self, lane: Lane, events: list[SegmenterEvent]) -> None:
         for event in events:
             if isinstance(event, SpeechStarted):
                 self.timeline.emit(SpeechStart(), event.t, utt=event.utt)
             elif isinstance(event, SpeechPaused):
-                if self._speculation is not None:
-                    self._speculation.drop()  # the speaker went on after the earlier pause
-                self._speculation = Speculation(event.utt, event.end)
-                self._speculation.task = self.tasks.spawn(
-                    self._hear(event.audio, self._speculation), on_failure=_speculation_failed, name="speculation"
+                if lane.speculation is not None:
+                    lane.speculation.drop()  # the speaker went on after the earlier pause
+                speculation = lane.speculation = Speculation(event.utt, event.end)
+                speculation.task = self.tasks.spawn(
+                    self._hear(event.audio, lane.source, speculation),
+                    on_failure=_speculation_failed,
+                    name="speculation",
                 )
             elif isinstance(event, SpeechEnded):
                 self.timeline.emit(SpeechEnd(round(event.duration, 3)), event.end, utt=event.utt)
                 if event.utterance is not None:
                     anchor = self.clock.anchor_for_speech_end(event.end)
                     self._emit(Segment(), anchor, event.utt)
-                    await self._hand_to_asr(SpeechSegment(event.utterance, anchor, self._speculated(event)))
-                elif self._speculation is not None and self._speculation.utt == event.utt:
-                    self._speculation.drop()
-                    self._speculation = None
+                    segment = SpeechSegment(event.utterance, anchor, self._speculated(lane, event), lane.source)
+                    await self._hand_to_asr(segment)
+                elif lane.speculation is not None and lane.speculation.utt == event.utt:
+                    lane.speculation.drop()
+                    lane.speculation = None
 
-    def _speculated(self, ended: SpeechEnded) -> Speculation | None:
+    def _speculated(self, lane: Lane, ended: SpeechEnded) -> Speculation | None:
         """The speculation started on this utterance's final pause, if there was one."""
-        speculation, self._speculation = self._speculation, None
+        speculation, lane.speculation = lane.speculation, None
         if speculation is not None and (speculation.utt, speculation.end) == (ended.utt, ended.end):
             return speculation
         if speculation is not None:
@@ -235,10 +286,12 @@ class Pipeline:
 
     # --- transcribe: speaker gate first, then ASR, then the question filter ---------------------
 
-    async def _hear(self, audio: np.ndarray, speculation: Speculation | None = None) -> Heard:
+    async def _hear(self, audio: np.ndarray, source: str | None, speculation: Speculation | None = None) -> Heard:
         """Whose voice, then — only if someone needs it — what was said. On a pause
         (`speculation`), a question from the other speaker also starts its answer."""
-        role, score = await self._speaker_role(audio)
+        role, score = await self._speaker_role(audio, source)
+        if source == "mic" and role == "other":
+            return Heard(role, score, None, leaked=True)  # the call, through the speakers: not asked
         if role == "own" and self.settings.advance_policy != "until-said":
             return Heard(role, score, None)  # own speech never asks: nothing to transcribe
         transcript = await self._run_asr(audio)
@@ -264,8 +317,16 @@ class Pipeline:
     async def _transcribe_one(self, segment: SpeechSegment) -> None:
         utterance, anchor, speculation = segment.utterance, segment.anchor, segment.speculation
         started = speculation.task if speculation is not None else None
-        heard = await (started if started is not None else self._hear(utterance.audio))
-        self._emit(Speaker(heard.role, heard.score), anchor, utterance.utt)
+        heard = await (started if started is not None else self._hear(utterance.audio, segment.source))
+        self._emit(Speaker(heard.role, heard.score, segment.source), anchor, utterance.utt)
+        if heard.leaked:
+            log.info(
+                "utterance %d: microphone speech not in your voice (score %s) — the call heard through the "
+                "speakers, not answered",
+                utterance.utt,
+                heard.score,
+            )
+            return
         if heard.transcript is None:
             return
         text = self._recognized(segment, heard.transcript)
@@ -297,23 +358,28 @@ class Pipeline:
             )
             await self._questions.put(question)
 
-    async def _speaker_role(self, audio: np.ndarray) -> tuple[str, float | None]:
+    async def _speaker_role(self, audio: np.ndarray, source: str | None) -> tuple[str, float | None]:
         """The gate's verdict (≈40 ms); a failing or hung gate counts the voice as the other
-        speaker's (better a needless answer than a missed question) and is reported."""
-        if self.gate is None or not self.gate.enabled:
+        speaker's (better a needless answer than a missed question) and is reported. In call mode
+        the source decides: the system output is the other side, the microphone the user — unless
+        the gate, with a profile, says the voice is not the user's."""
+        if source == "system":
             return "other", None
+        unknown = "own" if source == "mic" else "other"  # the role when the gate cannot tell
+        if self.gate is None or not self.gate.enabled:
+            return unknown, None
         limit = self.settings.engine_watchdog_s
         try:
             role, score = await asyncio.wait_for(asyncio.to_thread(self.gate.role, audio), limit)
         except asyncio.TimeoutError:
-            return self._gate_failed(TimeoutError(f"the speaker gate gave no verdict within {limit:g} s"))
+            return self._gate_failed(TimeoutError(f"the speaker gate gave no verdict within {limit:g} s"), unknown)
         except Exception as error:
-            return self._gate_failed(error)
+            return self._gate_failed(error, unknown)
         return role, None if score is None else round(score, 4)
 
-    def _gate_failed(self, error: BaseException) -> tuple[str, None]:
+    def _gate_failed(self, error: BaseException, role: str) -> tuple[str, None]:
         self._report_error("speaker", error, self.clock.anchor_for_speech_end(self.segmenter.now), None)
-        return "other", None
+        return role, None
 
     def _recognized(self, segment: SpeechSegment, transcript: Transcript) -> str:
         for skip in transcript.skipped:

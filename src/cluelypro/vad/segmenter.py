@@ -6,8 +6,10 @@ probability and keeps the input time itself (frames pushed × frame length).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,7 +97,10 @@ class Segmenter:
         noise_flatness: float = 0.4,
         speculate_after_ms: int = 0,
         offer_pauses: bool = True,
+        utt_ids: Iterator[int] | None = None,
     ) -> None:
+        """`utt_ids`: where utterance ids come from (shared by the segmenters of one run's sources,
+        so ids stay unique across them); 1, 2, 3… by default."""
         self.frame_samples = frame_samples
         self.frame_s = frame_samples / SAMPLE_RATE
         self.threshold = threshold
@@ -109,7 +114,7 @@ class Segmenter:
         self._paused = False
         self._preroll: deque[np.ndarray] = deque(maxlen=math.ceil(preroll_ms / 1000 / self.frame_s))
         self._frames: list[np.ndarray] = []
-        self._next_utt = 1
+        self._utt_ids = utt_ids if utt_ids is not None else itertools.count(1)
         self._utt = 0
         self._start = 0.0
         self._last_voiced_end = 0.0
@@ -151,8 +156,7 @@ class Segmenter:
         if probability < self.threshold:
             self._preroll.append(frame)
             return []
-        self._utt = self._next_utt
-        self._next_utt += 1
+        self._utt = next(self._utt_ids)
         self._start = frame_start
         self._last_voiced_end = self.now
         self._frames = [*self._preroll, frame]
@@ -181,7 +185,9 @@ class Segmenter:
         return None
 
 
-def segmenter_for(settings: Settings, frame_samples: int, speculative: bool = True) -> Segmenter:
+def segmenter_for(
+    settings: Settings, frame_samples: int, speculative: bool = True, utt_ids: Iterator[int] | None = None
+) -> Segmenter:
     """The segmenter the settings describe (`speculative`: also offer pauses for early ASR).
     Without them it still cuts utterances exactly as the speculative one does."""
     return Segmenter(
@@ -194,4 +200,5 @@ def segmenter_for(settings: Settings, frame_samples: int, speculative: bool = Tr
         noise_flatness=settings.noise_flatness,
         speculate_after_ms=settings.speculative_asr_ms,
         offer_pauses=speculative,
+        utt_ids=utt_ids,
     )

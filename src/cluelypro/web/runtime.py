@@ -7,8 +7,8 @@ browser page or replayed file), or silence while there is none — input time al
 clock, as a microphone's does. Stopped, the route's audio is replaced by silence (it still runs:
 a file replay goes on in real time, a microphone stays open but is not heard) and nothing new is
 answered; muted, the earpiece plays silence while the prompter goes on. The earpiece the pipeline
-holds is `ControlledEarpiece`, in front of the route's own, so that routes can be switched
-(`set_mode`) without a new pipeline.
+holds is `ControlledEarpiece` (pipeline/controls.py, shared with `run`'s terminal keys), in front of
+the route's own, so that routes can be switched (`set_mode`) without a new pipeline.
 """
 
 from __future__ import annotations
@@ -27,15 +27,17 @@ import numpy as np
 import uvicorn
 from pydantic import ValidationError
 
+from cluelypro.audio.call import CallSources
 from cluelypro.audio.earpiece import DeviceEarpiece, Earpiece, TrackEarpiece
-from cluelypro.audio.echo import EchoGate
 from cluelypro.audio.io import AudioInput, shown, stream_audio, to_mono_16k
+from cluelypro.audio.loopback import SystemDevice
 from cluelypro.audio.sources import capture_microphone, get_within, replay_file
 from cluelypro.config import SAMPLE_RATE, Settings, validation_problems
 from cluelypro.engines import Engines
 from cluelypro.metrics.events import Device, Error
 from cluelypro.metrics.summary import ChainCollector
 from cluelypro.metrics.timeline import Clock, Timeline
+from cluelypro.pipeline.controls import USER_CONTROLS, ControlledEarpiece, NotApplicable, control
 from cluelypro.pipeline.fallback import describe
 from cluelypro.pipeline.pipeline import Pipeline, StageChains
 from cluelypro.speaker import profiles
@@ -58,10 +60,6 @@ TICK_S = 0.1  # how often silence stands in for a route that delivers nothing
 GAP_S = 0.5  # a route this far behind the clock has stopped delivering: silence fills the gap
 JITTER_S = 0.1  # a block arriving this much later than its place on the clock: silence before it
 BACKLOG_BLOCKS = 1_000
-
-
-class NotApplicable(Exception):
-    """A control that cannot be done now (HTTP 409); the message says why."""
 
 
 class Invalid(Exception):
@@ -133,41 +131,6 @@ class Listening:
         await self.feed_from(None)
 
 
-class ControlledEarpiece:
-    """The earpiece the pipeline holds: the route's earpiece behind a mute switch."""
-
-    def __init__(self, inner: Earpiece) -> None:
-        self.inner = inner
-        self.muted = False
-        self._echo: EchoGate | None = None
-
-    @property
-    def echo(self) -> EchoGate | None:
-        return self._echo
-
-    @echo.setter
-    def echo(self, gate: EchoGate | None) -> None:
-        self._echo = gate
-        self.inner.echo = gate
-
-    async def play(self, chunk: np.ndarray, at: float) -> tuple[float, float]:
-        return await self.inner.play(np.zeros_like(chunk) if self.muted else chunk, at)
-
-    def stop(self) -> None:
-        self.inner.stop()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def switch(self, inner: Earpiece) -> Earpiece:
-        """Play into `inner` from now on; returns the earpiece it replaces (stopped)."""
-        old = self.inner
-        old.stop()
-        inner.echo = self._echo
-        self.inner = inner
-        return old
-
-
 @dataclass
 class Route:
     """Where audio comes from and goes to in one mode."""
@@ -177,6 +140,7 @@ class Route:
     earpiece: Earpiece
     beside: Callable[[], Awaitable[None]] | None = None  # a device's watch, run along
     devices: dict[str, str | None] = field(default_factory=lambda: {"input": None, "output": None})
+    system: Callable[[], AsyncIterator[np.ndarray]] | None = None  # call mode: the other side of the call
 
 
 def browser_route(browser: BrowserAudio) -> Route:
@@ -194,15 +158,17 @@ def local_route(
     on_device: Callable[[str, str, str], None],
     input_device: str | int | None,
     output_device: str | int | None,
+    system: SystemDevice | None = None,
 ) -> Route:
-    """The microphone and the earpiece device, as `run` uses them (DeviceError if missing)."""
+    """The microphone and the earpiece device, as `run` uses them (DeviceError if missing); with
+    `system`, call mode: the other side from the system output (audio/call.py)."""
     devices: dict[str, str | None] = {"input": None, "output": None}
 
     def named(name: str) -> None:
         devices["input"] = name
 
     def on_any_device(which: str, state: str, name: str) -> None:
-        devices["input" if which == "input" else "output"] = name
+        devices[which if which in ("input", "system") else "output"] = name
         on_device(which, state, name)
 
     earpiece = DeviceEarpiece(clock, output_device, on_device=on_any_device)
@@ -211,6 +177,10 @@ def local_route(
     def microphone() -> AsyncIterator[np.ndarray]:
         return capture_microphone(Clock(), input_device, on_device=on_any_device, named=named)
 
+    if system is not None:
+        call = CallSources(Clock(), input_device, system, on_any_device)
+        devices["input"], devices["system"] = call.names
+        return Route("local", call.microphone, earpiece, earpiece.watch, devices, system=call.system)
     return Route("local", microphone, earpiece, beside=earpiece.watch, devices=devices)
 
 
@@ -253,6 +223,9 @@ class WebPrompter:
         self.gate = gate
         self.listening = Listening(clock)
         self.listening.failure = lambda error: self._report("audio", error)
+        self.call = Listening(clock) if self.route.system is not None else None  # call mode: the other side
+        if self.call is not None:
+            self.call.failure = lambda error: self._report("audio", error)
         self.earpiece = ControlledEarpiece(self.route.earpiece)
         self.stage_chains = StageChains(settings, engines)
         self.pipeline = Pipeline(settings, engines, clock, timeline, self.earpiece, gate, chains=self.stage_chains)
@@ -266,8 +239,11 @@ class WebPrompter:
         exit (Ctrl+C); then every task ends."""
         self.fanout.bind(asyncio.get_running_loop())
         await self.listening.feed_from(self.route.source())
+        if self.call is not None:
+            await self.call.feed_from(self.route.system() if self.route.system else None)
         self._start_beside()
-        prompting = asyncio.create_task(self.pipeline.run(self.listening.blocks()), name="pipeline")
+        call = self.call.blocks() if self.call is not None else None
+        prompting = asyncio.create_task(self.pipeline.run(self.listening.blocks(), call), name="pipeline")
         prompting.add_done_callback(lambda task: self._pipeline_ended(task, server))
         try:
             await server.serve(sockets=sockets)
@@ -276,6 +252,8 @@ class WebPrompter:
             prompting.cancel()
             await asyncio.gather(prompting, return_exceptions=True)
             await self.listening.close()
+            if self.call is not None:
+                await self.call.close()
             await self._stop_beside()
             self.earpiece.close()
 
@@ -304,25 +282,22 @@ class WebPrompter:
 
     def control(self, action: str) -> None:
         """start, stop, mute, unmute, repeat or skip; NotApplicable when it cannot be done now."""
-        if action == "start":
-            self.listening.on = True
-            self.pipeline.answering = True
-        elif action == "stop":
-            self.listening.on = False
-            self.pipeline.hush()
-        elif action in ("mute", "unmute"):
-            self.earpiece.muted = action == "mute"
-            if self.earpiece.muted:
-                self.earpiece.stop()  # what the earpiece holds is not heard either
-        elif action in ("repeat", "skip"):
-            answer = self.pipeline.answer
-            if answer is None:
-                raise NotApplicable(f"nothing to {action}: no answer is being spoken")
-            done = answer.repeat_now() if action == "repeat" else answer.skip()
-            if done is None:
-                raise NotApplicable("no thesis has been spoken yet" if action == "repeat" else "no thesis is left")
+        if action in ("start", "stop"):
+            self._listen(action == "start")
+        elif action in USER_CONTROLS:
+            control(action, self.pipeline, self.earpiece)  # NotApplicable (HTTP 409) when it cannot be done now
         else:
             raise Unknown(f"no control {action!r}; use start, stop, mute, unmute, repeat or skip")
+
+    def _listen(self, on: bool) -> None:
+        """Listening on or off: off, the sources are replaced by silence and the answer ends."""
+        self.listening.on = on
+        if self.call is not None:
+            self.call.on = on
+        if on:
+            self.pipeline.answering = True
+        else:
+            self.pipeline.hush()
 
     async def set_mode(self, mode: str) -> None:
         """Switch between the local and browser routes (the pipeline goes on)."""
@@ -351,6 +326,8 @@ class WebPrompter:
                 old.close()
             self.route = route
             await self.listening.feed_from(route.source())
+            if self.call is not None:  # the browser route has no call: silence stands in
+                await self.call.feed_from(route.system() if route.system else None)
             self._start_beside()
 
     # --- settings ----------------------------------------------------------------------------------
