@@ -43,9 +43,8 @@ CHAIN = [
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """The CLI under the usual umask 022 (so that a private file is private by the product's doing)."""
-    return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, timeout=timeout, preexec_fn=lambda: os.umask(0o022)
-    )
+    umask_022 = (lambda: os.umask(0o022)) if os.name == "posix" else None  # Windows has no umask, nor preexec_fn
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, preexec_fn=umask_022)
 
 
 def mode(path: Path) -> int:

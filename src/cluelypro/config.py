@@ -28,7 +28,7 @@ from pydantic_settings import (
 )
 
 from cluelypro import secrets
-from cluelypro.engine_names import CHAIN_ENGINES, SpeakerEngineName, Stage, VadEngineName
+from cluelypro.engine_names import CHAIN_ENGINES, SpeakerEngineName, Stage, VadEngineName, default_tts_chain
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,8 @@ class Settings(BaseSettings):
     piper_voice: str = Field(
         "piper-ru-irina", description="piper engine: a pulled catalogue name or a voice .onnx (cluelypro models pull)"
     )
+    sapi_voice: str = Field("", description="sapi engine (Windows): part of a voice's name; empty: the first Russian")
+    say_voice: str = Field("Milena", description="say engine (macOS): the voice's name, as `say -v '?'` lists it")
 
     # Speaker gate
     speaker_engine: SpeakerEngineName = Field(
@@ -179,7 +181,9 @@ class Settings(BaseSettings):
     # Engine chains: each engine in turn until one answers; the embedded one ends every chain
     use_llm_engine: EngineChain = Field(["cerebras", "gemini", "openai", "local"], description="LLM chain")
     asr_engine: EngineChain = Field(["openai", "local"], description="ASR chain")
-    use_tts_engine: EngineChain = Field(["openai", "google", "rhvoice"], description="TTS chain")
+    use_tts_engine: EngineChain = Field(
+        default_factory=default_tts_chain, description="TTS chain (the embedded voice: rhvoice, sapi or say)"
+    )
     llm_ttft_budget_s: float = Field(1.5, gt=0, description="no first token this soon: the next LLM answers")
     asr_timeout_s: float = Field(2.0, gt=0, description="no transcript this soon: the next ASR engine")
     tts_first_audio_budget_s: float = Field(1.5, gt=0, description="no first audio this soon: the next TTS engine")

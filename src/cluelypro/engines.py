@@ -8,6 +8,8 @@ missing cloud provider never loses a question.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,13 +20,13 @@ from cluelypro.asr.base import SpeechRecognizer
 from cluelypro.cloud import CLOUD_INSTALL_HINT
 from cluelypro.config import Settings
 from cluelypro.engine_names import (
-    EMBEDDED,
     STAGES,
     AsrEngineName,
     LlmEngineName,
     SpeakerEngineName,
     Stage,
     TtsEngineName,
+    embedded_engine,
 )
 from cluelypro.llm.base import ThesisLLM
 from cluelypro.packaged import ModelUnavailableError, ProgressCallback
@@ -199,9 +201,55 @@ def _openai_asr(s: Settings) -> SpeechRecognizer:
 
 
 def _rhvoice(s: Settings) -> SpeechSynthesizer:
+    if not sys.platform.startswith("linux") and not os.environ.get("RHVOICELIBPATH"):
+        raise EngineUnavailable(
+            f"RHVoice's libraries are set up on Linux only (or set RHVOICELIBPATH); "
+            f"the embedded voice here is {embedded_engine('tts')}"
+        )
     from cluelypro.tts.rhvoice import RhVoiceSynthesizer
 
     return RhVoiceSynthesizer(s.tts_voice, s.tts_speed)
+
+
+def _sapi(s: Settings) -> SpeechSynthesizer:
+    if sys.platform != "win32":
+        raise EngineUnavailable(f"only on Windows (SAPI voices); the embedded voice here is {embedded_engine('tts')}")
+    from cluelypro.tts.sapi_tts import SapiSynthesizer
+
+    return SapiSynthesizer(s.sapi_voice, s.tts_speed)
+
+
+def _say(s: Settings) -> SpeechSynthesizer:
+    if sys.platform != "darwin":
+        raise EngineUnavailable(
+            f"only on macOS (the `say` command); the embedded voice here is {embedded_engine('tts')}"
+        )
+    from cluelypro.tts.say_tts import SaySynthesizer
+
+    return SaySynthesizer(s.say_voice, s.tts_speed)
+
+
+EXAMINER_VOICES = {"rhvoice": "aleksandr", "sapi": "Pavel", "say": "Yuri"}
+"""The demo's examiner: a male voice where the platform has one, unlike the prompter's default."""
+
+
+def examiner_synthesizer(voice: str = "aleksandr") -> SpeechSynthesizer:
+    """The embedded voice that reads the demo's question: RHVoice `voice` on Linux; elsewhere the
+    system's Russian voice named `voice` (RHVoice's default name stands for Pavel or Yuri), or
+    the first Russian one when there is none by that name."""
+    engine = embedded_engine("tts")
+    wanted = EXAMINER_VOICES[engine] if voice == EXAMINER_VOICES["rhvoice"] else voice
+    if engine == "sapi":
+        from cluelypro.tts.sapi_tts import SapiSynthesizer
+
+        return SapiSynthesizer(wanted, or_any_russian=True)
+    if engine == "say":
+        from cluelypro.tts.say_tts import SaySynthesizer
+
+        return SaySynthesizer(wanted)  # takes the first Russian voice when `wanted` is missing
+    from cluelypro.tts.rhvoice import RhVoiceSynthesizer
+
+    return RhVoiceSynthesizer(wanted)
 
 
 def _openai_tts(s: Settings) -> SpeechSynthesizer:
@@ -243,6 +291,8 @@ TTS_FACTORIES: dict[TtsEngineName, Callable[[Settings], SpeechSynthesizer]] = {
     "openai": _openai_tts,
     "google": _google_tts,
     "piper": _piper,
+    "sapi": _sapi,
+    "say": _say,
 }
 FACTORIES: dict[Stage, Mapping[Any, Callable[[Settings], object]]] = {
     "llm": LLM_FACTORIES,
@@ -254,7 +304,7 @@ FACTORIES: dict[Stage, Mapping[Any, Callable[[Settings], object]]] = {
 def chain_names(settings: Settings, stage: Stage) -> list[str]:
     """The configured chain of a stage, with the embedded engine at its end."""
     names = {"llm": settings.use_llm_engine, "asr": settings.asr_engine, "tts": settings.use_tts_engine}[stage]
-    embedded = EMBEDDED[stage]
+    embedded = embedded_engine(stage)
     return [*names, embedded] if embedded not in names else list(names)
 
 

@@ -18,7 +18,7 @@ from cluelypro.models.catalogue import CATALOGUE, CatalogueModel, UnknownModelEr
 from cluelypro.packaged import ModelUnavailableError
 
 EXIT_USER_ERROR = 2
-LOCAL_ENGINES = ("local", "gigaam", "piper", "rhvoice")  # the engines that run models on this machine
+LOCAL_ENGINES = ("local", "gigaam", "piper", "rhvoice", "sapi", "say")  # the engines that run models on this machine
 WIDE = 200  # the catalogue table's columns, unwrapped, in a pipe too
 
 
