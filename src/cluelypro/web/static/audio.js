@@ -28,8 +28,9 @@ export function microphoneConstraints(params = new URLSearchParams(location.sear
   };
 }
 
-/** An audio context with the worklets loaded, the microphone opened and a capture node on it. */
-export async function openMicrophone(onFrame, params) {
+/** An audio context with the worklets loaded, the microphone opened and a capture node on it;
+ * `onStamp` gets the capture worklet's timing stamps (capture-worklet.js). */
+export async function openMicrophone(onFrame, params, onStamp) {
   const context = new AudioContext({ latencyHint: "interactive" });
   await context.audioWorklet.addModule(`${STATIC}capture-worklet.js`);
   await context.audioWorklet.addModule(`${STATIC}playback-worklet.js`);
@@ -38,7 +39,10 @@ export async function openMicrophone(onFrame, params) {
   const capture = new AudioWorkletNode(context, "cluelypro-capture", {
     numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { frameMs: 20 },
   });
-  capture.port.onmessage = (message) => onFrame(message.data);
+  capture.port.onmessage = (message) => {
+    if (message.data instanceof ArrayBuffer) onFrame(message.data);
+    else if (onStamp) onStamp(message.data);
+  };
   source.connect(capture);
   capture.connect(context.destination); // silent; keeps the node pulled
   if (context.state !== "running") await context.resume().catch(() => {});
@@ -70,8 +74,11 @@ export class BrowserAudio {
     this.delay = 500;
     // pageDelays: ms from a chunk after silence received to audible (worklet start + output
     // latency); audibleWalls: unix time (s) it became audible; flushDelays: ms from a flush
-    // message to the worklet's first silent quantum.
-    this.stats = { framesSent: 0, framesReceived: 0, bytesReceived: 0, pageDelays: [], audibleWalls: [], flushDelays: [], starts: 0 };
+    // message to the worklet's first silent quantum. capture: unix time (s) the capture worklet
+    // had its first input ("first") and its first loud sample ("sound"), and when the first
+    // frame reached this page's thread ("firstFrame"); receivedWalls: unix time (s) each chunk
+    // after silence came.
+    this.stats = { framesSent: 0, framesReceived: 0, bytesReceived: 0, pageDelays: [], audibleWalls: [], receivedWalls: [], flushDelays: [], starts: 0, capture: {} };
     this.level = { sum: 0, n: 0, peak: 0 }; // running totals of the page's own output
     this.marks = new Map();
   }
@@ -85,7 +92,10 @@ export class BrowserAudio {
     this.wanted = true;
     this.onState("starting");
     try {
-      this.mic = await openMicrophone((buffer) => this.frame(buffer), params);
+      const stamp = (message) => {
+        if (message.type === "stamp") this.stats.capture[message.what] = { wall: message.wall / 1000, frame: message.frame };
+      };
+      this.mic = await openMicrophone((buffer) => this.frame(buffer), params, stamp);
     } catch (error) {
       this.wanted = false;
       this.onState("error", error);
@@ -189,6 +199,7 @@ export class BrowserAudio {
         const outputMs = 1000 * (context.outputLatency || context.baseLatency || 0);
         this.stats.pageDelays.push(now - came + outputMs);
         this.stats.audibleWalls.push((performance.timeOrigin + now + outputMs) / 1000);
+        this.stats.receivedWalls.push((performance.timeOrigin + came) / 1000);
       }
     } else if (message.type === "silent") {
       const came = this.flushes.get(message.seq);
@@ -198,6 +209,7 @@ export class BrowserAudio {
   }
 
   frame(microphone) {
+    if (this.stats.capture.firstFrame === undefined) this.stats.capture.firstFrame = { wall: Date.now() / 1000 };
     for (const listener of this.listeners) listener(microphone);
     const buffer = this.silenced ? new ArrayBuffer(microphone.byteLength) : microphone;
     if (this.socket && this.ready && this.socket.readyState === WebSocket.OPEN) {

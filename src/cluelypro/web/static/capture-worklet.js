@@ -2,7 +2,11 @@
 // posted to the page as transferable ArrayBuffers. A windowed-sinc low-pass (7.2 kHz) keeps
 // what is above 8 kHz from folding down; output samples fall between input samples, so two
 // neighbouring filtered values are interpolated.
+// Two stamps for the latency measurements (scripts/web_route_cost.py), posted once each as
+// {type: "stamp", what, wall, frame}: the first quantum that carries input ("first") and the first
+// sample louder than MARK ("sound"); `wall` is Date.now() (ms) when the worklet had it.
 const TARGET = 16000;
+const MARK = 0.05;
 const HALF = 24; // taps on each side of the centre
 
 class Capture extends AudioWorkletProcessor {
@@ -27,6 +31,23 @@ class Capture extends AudioWorkletProcessor {
     this.pos = HALF; // next output position, in input samples from history[0]
     this.out = new Int16Array(this.frame);
     this.outN = 0;
+    this.stamped = { first: false, sound: false };
+  }
+
+  stamp(input) {
+    if (!this.stamped.first) {
+      this.stamped.first = true;
+      this.port.postMessage({ type: "stamp", what: "first", wall: Date.now(), frame: currentFrame });
+    }
+    if (this.stamped.sound) return;
+    const samples = input[0];
+    for (let i = 0; i < samples.length; i++) {
+      if (Math.abs(samples[i]) > MARK) {
+        this.stamped.sound = true;
+        this.port.postMessage({ type: "stamp", what: "sound", wall: Date.now(), frame: currentFrame + i });
+        return;
+      }
+    }
   }
 
   filtered(centre) {
@@ -41,6 +62,7 @@ class Capture extends AudioWorkletProcessor {
     const input = inputs[0];
     if (outputs[0]) for (const channel of outputs[0]) channel.fill(0);
     if (!input || input.length === 0 || input[0].length === 0) return true;
+    this.stamp(input);
     const n = input[0].length;
     if (this.filled + n > this.history.length) {
       // keep what the filter still needs, from the sample before the next output position
