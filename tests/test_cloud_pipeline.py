@@ -172,7 +172,9 @@ def test_a_failing_llm_hands_the_same_question_to_the_next_one(faults, tmp_path:
     assert answered and answered[-1]["q"] == question["q"], "the next LLM answered the same question"
     assert named(result, "thesis", q=question["q"]) and named(result, "playback_start", q=question["q"])
     if fault == "slow":  # the hand-over waited for the budget, not for the slow server
-        waited = answered[-1]["t"] - named(result, "segment", utt=question["utt"])[0]["t"]
+        # Timed at the skip itself: the next engine's first token adds its own time, which a loaded
+        # machine stretches (CI once read 10.03 s from the segment to the local model's first token).
+        waited = skipped[-1]["t"] - named(result, "segment", utt=question["utt"])[0]["t"]
         assert BUDGET_S * 0.8 < waited < SLOW_S, waited
 
 
