@@ -166,6 +166,19 @@ def test_the_call_is_answered_and_the_user_is_not(pulse: PulseServer, tmp_path: 
     )
 
 
+def _run_call(args: list[str], env: dict[str, str], folder: Path) -> subprocess.CompletedProcess[str]:
+    """`cluelypro run --call ARGS` to its end (a refusal ends it before any model loads)."""
+    return subprocess.run(
+        [str(CLUELYPRO), "run", "--call", *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=REFUSAL_TIMEOUT_S,
+    )
+
+
 def test_an_earpiece_playing_into_the_call_is_refused(pulse: PulseServer, tmp_path: Path) -> None:
     env = _prompter(pulse, tmp_path).env
     for devices, expected in (
@@ -174,30 +187,14 @@ def test_an_earpiece_playing_into_the_call_is_refused(pulse: PulseServer, tmp_pa
     ):
         args = [*DEVICES, *devices] if devices[0] == "--output-device" else ["--input-device", "room.monitor", *devices]
         started = time.monotonic()
-        run = subprocess.run(
-            [str(CLUELYPRO), "run", "--call", *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=REFUSAL_TIMEOUT_S,
-        )
+        run = _run_call(args, env, tmp_path)
         lines = run.stderr.strip().splitlines()
         assert run.returncode == 2, run.stderr
         assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], run.stderr
         assert "loading" not in run.stdout + run.stderr  # refused before any model loads
         print(f"\n{' '.join(args)} → exit 2 in {time.monotonic() - started:.1f} s: {lines[0]}")
     # the default output is the call's sink here: taking both defaults is refused too
-    defaults = subprocess.run(
-        [str(CLUELYPRO), "run", "--call", "--input-device", "room.monitor"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=REFUSAL_TIMEOUT_S,
-    )
+    defaults = _run_call(["--input-device", "room.monitor"], env, tmp_path)
     assert defaults.returncode == 2 and '"call"' in defaults.stderr and len(defaults.stderr.splitlines()) == 1
 
 
