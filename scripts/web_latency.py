@@ -199,6 +199,18 @@ def await_answer(base: str, after_q: int) -> tuple[int, float, dict[str, Any]] |
     return None
 
 
+def interrupt_and_read_stats(page: Any, base: str) -> dict[str, Any]:
+    """Once the page plays the answer, stop the earpiece as an interruption does (mute: the server
+    sends `flush`), wait for the page to measure the flush, unmute, and return the page's stats."""
+    page.wait_for_function("window.cluelypro.stats().starts >= 1", timeout=10_000)
+    time.sleep(0.5)  # the answer plays
+    headers = {"X-CluelyPro-Client": page.evaluate("window.cluelypro.clientId")}
+    httpx.post(base + "/api/control/mute", headers=headers).raise_for_status()
+    page.wait_for_function("window.cluelypro.stats().flushDelays.length >= 1", timeout=10_000)
+    httpx.post(base + "/api/control/unmute", headers=headers).raise_for_status()
+    return page.evaluate("window.cluelypro.stats()")
+
+
 def browser_path(clips: list[Path], folder: Path, nice: int = 0) -> dict[str, dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
@@ -219,14 +231,7 @@ def browser_path(clips: list[Path], folder: Path, nice: int = 0) -> dict[str, di
                     continue
                 q, latency, first_play = found
                 last_q = q
-                page.wait_for_function("window.cluelypro.stats().starts >= 1", timeout=10_000)
-                time.sleep(0.5)
-                client = page.evaluate("window.cluelypro.clientId")
-                headers = {"X-CluelyPro-Client": client}
-                httpx.post(base + "/api/control/mute", headers=headers).raise_for_status()
-                page.wait_for_function("window.cluelypro.stats().flushDelays.length >= 1", timeout=10_000)
-                httpx.post(base + "/api/control/unmute", headers=headers).raise_for_status()
-                stats = page.evaluate("window.cluelypro.stats()")
+                stats = interrupt_and_read_stats(page, base)
                 wait_until_quiet(base)  # as each `run` starts idle: the answer fully written and said
                 events = httpx.get(base + "/api/events").json()
                 audible = [w for w in stats["audibleWalls"] if w >= first_play["wall"] - 0.5]

@@ -73,7 +73,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import soundfile as sf
 
@@ -93,7 +92,7 @@ from cluelypro.web.app import serve_in_thread  # noqa: E402
 from cluelypro.web.browser_audio import BrowserAudio  # noqa: E402
 from cluelypro.web.runtime import WebPrompter  # noqa: E402
 from test_web_browser import chromium_args  # noqa: E402
-from web_latency import browser_executable  # noqa: E402 (scripts/ is on the path: this script's folder)
+from web_latency import browser_executable, interrupt_and_read_stats  # noqa: E402 (scripts/ is on the path: this script's folder)
 
 AUDIO = ROOT.parent / "shared" / "audio" / "ru"
 CLIPS = ["golos_00", "ohf_02", "ohf_07", "golos_06"]
@@ -397,14 +396,7 @@ def browser_route(
                 found = answered([r.line() for r in list(timeline.events)])
             if found is None:
                 return result
-            page.wait_for_function("window.cluelypro.stats().starts >= 1", timeout=10_000)
-            time.sleep(0.5)  # the answer plays; then the earpiece is stopped, as an interruption does
-            client = page.evaluate("window.cluelypro.clientId")
-            headers = {"X-CluelyPro-Client": client}
-            httpx.post(base + "/api/control/mute", headers=headers).raise_for_status()
-            page.wait_for_function("window.cluelypro.stats().flushDelays.length >= 1", timeout=10_000)
-            httpx.post(base + "/api/control/unmute", headers=headers).raise_for_status()
-            stats = page.evaluate("window.cluelypro.stats()")
+            stats = interrupt_and_read_stats(page, base)
             track = page.evaluate(
                 "(() => { const s = window.cluelypro.audio.mic.stream.getAudioTracks()[0].getSettings();"
                 " return {latency: s.latency ?? null, sampleRate: s.sampleRate ?? null}; })()"
