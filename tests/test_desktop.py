@@ -299,7 +299,7 @@ def test_doctor_on_windows_names_the_speech_pack_and_the_build_tools(monkeypatch
     assert "a compiler is here (VS Build Tools 2022)" in checks["llama-cpp-python"].detail
 
 
-def test_doctor_on_macos_names_milena_xcode_and_blackhole(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_on_macos_names_milena_xcode_and_the_process_tap(monkeypatch: pytest.MonkeyPatch) -> None:
     """sys.platform is set to darwin and `say` is a fake (FakeSay): nothing macOS runs here."""
     monkeypatch.setattr(sys, "platform", "darwin")
     monkeypatch.setattr(say_tts, "run_say", FakeSay("Alice               it_IT    # Ciao!\n"))
@@ -307,21 +307,41 @@ def test_doctor_on_macos_names_milena_xcode_and_blackhole(monkeypatch: pytest.Mo
     checks = checks_by_name(doctor.platform_checks(load_settings(), probe(mac_version=lambda: "15.1")))
     assert "Spoken Content → System voice → Manage Voices… → Russian → Milena" in checks["Russian system voice"].detail
     assert "xcode-select --install" in checks["llama-cpp-python"].detail
-    assert "brew install blackhole-2ch" in checks["call mode"].detail, "no process tap yet: BlackHole on any version"
+    tap = checks["call mode"]  # 14.2 or newer, catap missing (has_module says no)
+    assert tap.ok is None and tap.detail.startswith("macOS 15.1: call mode records a Core Audio process tap")
+    assert "through catap, which is not installed: pip install catap (Python 3.11+)" in tap.detail
+    assert "blackhole" not in tap.detail.lower()
+    permission = (
+        "System Settings → Privacy & Security → Screen & System Audio Recording → "
+        '"System Audio Recording Only": allow the terminal app that runs cluelypro (macOS asks the first time)'
+    )
+    assert permission in tap.detail
 
     class Devices:
         @staticmethod
         def query_devices() -> list[dict]:
             return [{"name": "MacBook Speakers"}, {"name": "BlackHole 2ch"}]
 
-    older = probe(mac_version=lambda: "13.6", import_sounddevice=lambda: Devices)
+    installed = probe(mac_version=lambda: "14.2", has_module=lambda name: name == "catap")
+    tap = checks_by_name(doctor.platform_checks(load_settings(), installed))["call mode"]
+    assert tap.ok is True and tap.detail.startswith(
+        "macOS 14.2: call mode records a Core Audio process tap of every app's sound but the prompter's; "
+        "the tap needs the System Audio Recording permission: "
+    )
+    assert permission in tap.detail and "pip install" not in tap.detail
+    both = probe(mac_version=lambda: "26.0", has_module=lambda name: True, import_sounddevice=lambda: Devices)
+    tap = checks_by_name(doctor.platform_checks(load_settings(), both))["call mode"]
+    assert tap.ok is True and tap.detail.endswith("; BlackHole 2ch is here too (--system-audio BlackHole)")
+
+    older = probe(mac_version=lambda: "13.6", import_sounddevice=lambda: Devices, has_module=lambda name: True)
     checks = checks_by_name(doctor.platform_checks(load_settings(), older))
     assert checks["call mode"] == doctor.Check("system", "call mode", True, "macOS 13.6: loopback device BlackHole 2ch")
-    none = probe(mac_version=lambda: "13.6")
-    assert (
-        "brew install blackhole-2ch"
-        in checks_by_name(doctor.platform_checks(load_settings(), none))["call mode"].detail
-    )
+    for version in ("14.1.2", "13.6", ""):
+        none = probe(mac_version=lambda version=version: version, has_module=lambda name: True)
+        blackhole = checks_by_name(doctor.platform_checks(load_settings(), none))["call mode"]
+        assert blackhole.ok is None and "brew install blackhole-2ch" in blackhole.detail, version
+        assert blackhole.detail.startswith(f"macOS {version or '?'}: call mode (`run --call`) before macOS 14.2")
+        assert "not built yet" not in blackhole.detail
 
 
 # --- the demo's examiner -------------------------------------------------------------------------

@@ -183,6 +183,106 @@ def test_reader_acts_on_keys_in_cbreak_mode_and_restores_the_terminal() -> None:
         os.close(slave)
 
 
+# --- job control: Ctrl+Z and `fg` ----------------------------------------------------------------
+
+LISTENER = """
+import asyncio, sys
+from cluelypro.cli.keys import TerminalKeys
+from cluelypro.pipeline.controls import ControlledEarpiece
+
+class Pipeline:
+    answer = None
+
+class Inner:
+    echo = None
+    def stop(self): pass
+
+async def main():
+    said = asyncio.Event()
+    def say(line):
+        print(line, flush=True)
+        said.set()
+    keys = TerminalKeys(Pipeline(), ControlledEarpiece(Inner()), now=lambda: 0.0, say=say)
+    listening = asyncio.create_task(keys.listen(sys.stdin))
+    await said.wait()
+    listening.cancel()
+    await asyncio.gather(listening, return_exceptions=True)
+    print("listener done", flush=True)
+
+asyncio.run(main())
+"""
+
+
+SHELL = """
+import os, signal, sys, termios
+
+tty = sys.stdin.fileno()
+signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a shell hands the terminal around without being stopped
+own = termios.tcgetattr(tty)
+job = os.fork()
+if job == 0:  # the job: a process group of its own, in the foreground (set on both sides, as shells do)
+    os.setpgid(0, 0)
+    os.tcsetpgrp(tty, os.getpid())
+    signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+    os.execv(sys.executable, [sys.executable, "-c", sys.argv[1]])
+os.setpgid(job, job)
+os.tcsetpgrp(tty, job)
+
+
+def wait():
+    _, status = os.waitpid(job, os.WUNTRACED)
+    os.tcsetpgrp(tty, os.getpgrp())  # the terminal back to the shell
+    return status
+
+
+status = wait()
+as_before = termios.tcgetattr(tty) == own
+print(f"shell: job stopped {os.WIFSTOPPED(status)}; terminal as before: {as_before}", flush=True)
+termios.tcsetattr(tty, termios.TCSANOW, own)  # the shell's own mode while it holds the terminal
+if input() == "fg":
+    os.tcsetpgrp(tty, job)
+    os.kill(-job, signal.SIGCONT)
+    status = wait()
+as_before = termios.tcgetattr(tty) == own
+print(f"shell: job exited {os.WEXITSTATUS(status)}; terminal as before: {as_before}", flush=True)
+"""
+
+
+def cbreak_on(terminal: Terminal) -> bool:
+    lflag = termios.tcgetattr(terminal.slave)[3]
+    return not lflag & (termios.ICANON | termios.ECHO)
+
+
+def test_ctrl_z_gives_the_terminal_back_and_fg_puts_it_in_cbreak_mode_again(tmp_path: Path) -> None:
+    """The key reader as a job of a small shell (SHELL: job control as bash does it — the job in a
+    process group of its own in the terminal's foreground, the terminal taken back and the
+    shell's own mode set when the job stops, SIGCONT on `fg`). Ctrl+Z and `fg` are typed into
+    the pseudo-terminal as a user types them."""
+    terminal = Terminal()
+    before = termios.tcgetattr(terminal.slave)
+    shell = terminal.start([sys.executable, "-c", SHELL, LISTENER], cli_env(tmp_path))
+    try:
+        wait_for(lambda: KEYS_LINE in terminal.text() and cbreak_on(terminal), "cbreak mode", shell, timeout=30)
+        os.write(terminal.master, b"\x1a")  # the terminal's suspend character: SIGTSTP, as a user's Ctrl+Z
+        wait_for(lambda: "shell: job stopped" in terminal.text(), "the job stopped", shell, timeout=10)
+        assert "shell: job stopped True; terminal as before: True" in terminal.text(), (
+            "the job stopped with the terminal still in cbreak mode"
+        )
+        os.write(terminal.master, b"fg\n")
+        wait_for(lambda: cbreak_on(terminal), "cbreak mode again after `fg`", shell, timeout=10)
+        os.write(terminal.master, b"n")  # a key without Enter is read again
+        assert shell.wait(timeout=20) == 0, terminal.text()
+        after = termios.tcgetattr(terminal.slave)
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+        terminal.close()
+    shown = terminal.text()
+    assert "nothing to skip: no answer is being spoken" in shown and "listener done" in shown, shown
+    assert "shell: job exited 0; terminal as before: True" in shown, shown
+    assert after == before, "the terminal's settings are as they were before"
+
+
 # --- `cluelypro run` with real engines -------------------------------------------------------------
 
 

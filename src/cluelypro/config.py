@@ -111,6 +111,17 @@ class Settings(BaseSettings):
     noise_flatness: float = Field(
         0.4, ge=0.0, le=1.0, description="reject segments flatter than this (white noise ≈ 0.56, speech < 0.15)"
     )
+    # Learned end of turn (Smart Turn), asked at the speculative pause (SPECULATIVE_ASR_MS)
+    turn_model: Literal["smart-turn", "off"] = Field(
+        "smart-turn", description="at a pause, a model decides if the question is complete (off: the fixed window)"
+    )
+    turn_complete_at: float = Field(
+        0.95, ge=0.0, le=1.0, description="the turn model's probability from which the question ends at once"
+    )
+    turn_incomplete_below: float = Field(
+        0.5, ge=0.0, le=1.0, description="below it the speaker is only pausing: the pause may last TURN_HOLD_MS"
+    )
+    turn_hold_ms: int = Field(1200, ge=0, description="the silence that ends an utterance at a pause held so")
 
     # ASR
     asr_model: str = Field("base", description="faster-whisper model name or path; 'base' is embedded")

@@ -32,6 +32,7 @@ from cluelypro.llm.base import ThesisLLM
 from cluelypro.packaged import ModelUnavailableError, ProgressCallback
 from cluelypro.speaker.base import SpeakerEmbedder
 from cluelypro.tts.base import SpeechSynthesizer
+from cluelypro.turn.base import TurnModel
 from cluelypro.vad.engines import SpeechDetector, make_detector
 
 
@@ -46,6 +47,9 @@ class LeftOut:
     reason: str
 
 
+AnyEngine = SpeechRecognizer | ThesisLLM | SpeechSynthesizer | SpeakerEmbedder | TurnModel
+
+
 @dataclass
 class Engines:
     detector: SpeechDetector
@@ -53,6 +57,7 @@ class Engines:
     llms: list[ThesisLLM]
     synthesizers: list[SpeechSynthesizer]
     embedder: SpeakerEmbedder | None = None  # only when a voice profile is in use
+    turn: TurnModel | None = None  # the learned end of turn (TURN_MODEL); None: the fixed window
     left_out: list[LeftOut] = field(default_factory=list)
 
     @property
@@ -68,12 +73,14 @@ class Engines:
     def synthesizer(self) -> SpeechSynthesizer:
         return self.synthesizers[0]
 
-    def loadable(self) -> list[tuple[str, SpeechRecognizer | ThesisLLM | SpeechSynthesizer | SpeakerEmbedder]]:
+    def loadable(self) -> list[tuple[str, AnyEngine]]:
         engines: list = [(f"ASR  {e.name}", e) for e in self.recognizers]
         engines += [(f"LLM  {e.name}", e) for e in self.llms]
         engines += [(f"TTS  {e.name}", e) for e in self.synthesizers]
         if self.embedder is not None:
             engines.append((f"voice {self.embedder.name}", self.embedder))
+        if self.turn is not None:
+            engines.append((f"turn {self.turn.name}", self.turn))
         return engines
 
     def close(self) -> None:
@@ -338,8 +345,17 @@ def build_engines(settings: Settings, speaker_gate: bool = False) -> Engines:
         llms=chains["llm"][0],
         synthesizers=chains["tts"][0],
         embedder=make_embedder(settings.speaker_engine) if speaker_gate else None,
+        turn=make_turn_model(settings),
         left_out=[item for _, left_out in chains.values() for item in left_out],
     )
+
+
+def make_turn_model(settings: Settings) -> TurnModel | None:
+    if settings.turn_model == "off":
+        return None
+    from cluelypro.turn.smart_turn import SmartTurn
+
+    return SmartTurn()
 
 
 def make_embedder(engine: SpeakerEngineName) -> SpeakerEmbedder:
@@ -375,9 +391,7 @@ def load_engines(engines: Engines, report: StepReporter) -> float:
     return time.monotonic() - started
 
 
-def _drop(
-    engines: Engines, engine: SpeechRecognizer | ThesisLLM | SpeechSynthesizer | SpeakerEmbedder, reason: str
-) -> None:
+def _drop(engines: Engines, engine: AnyEngine, reason: str) -> None:
     chains: tuple[tuple[Stage, list], ...] = (
         ("asr", engines.recognizers),
         ("llm", engines.llms),

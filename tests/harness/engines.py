@@ -221,3 +221,32 @@ class ScriptedEmbedder:
         if self.fault.raises is not None:
             raise self.fault.raises
         return np.array([1.0, 0.0] if line_of(audio) in self.own else [0.0, 1.0], dtype=np.float32)
+
+
+class ScriptedTurnModel:
+    """Says a turn is complete (0.99) once the utterance holds `complete_after_s` of speech, and
+    incomplete (0.1) before; `unsure` makes it say 0.7 always, `raises` makes every call fail.
+    `calls`: the seconds of speech it was asked about."""
+
+    name = "scripted-turn"
+
+    def __init__(self, complete_after_s: float = 0.0, raises: Exception | None = None, unsure: bool = False) -> None:
+        self.complete_after_s = complete_after_s
+        self.raises = raises
+        self.unsure = unsure
+        self.calls: list[float] = []
+
+    def load(self, progress=None) -> None:
+        pass
+
+    def warm_up(self) -> None:
+        pass
+
+    def complete_probability(self, audio: np.ndarray) -> float:
+        voiced = float(np.count_nonzero(np.abs(audio) > SPEECH_AT)) / 16_000
+        self.calls.append(round(voiced, 2))
+        if self.raises is not None:
+            raise self.raises
+        if self.unsure:
+            return 0.7
+        return 0.99 if voiced >= self.complete_after_s else 0.1

@@ -37,6 +37,7 @@ from harness.engines import (
     ScriptedLLM,
     ScriptedRecognizer,
     ScriptedSynthesizer,
+    ScriptedTurnModel,
     speech,
 )
 
@@ -116,6 +117,7 @@ class Harness:
         synthesizers: list[ScriptedSynthesizer] | None = None,
         own: Iterable[int] = (),
         embedder: ScriptedEmbedder | None = None,
+        turn: ScriptedTurnModel | None = None,
         earpiece: Callable[[Clock], Earpiece] | None = None,
         events_path: Path | None = None,
         **settings: object,
@@ -128,6 +130,7 @@ class Harness:
         self.synthesizers = synthesizers or [ScriptedSynthesizer()]
         self.embedder = embedder or ScriptedEmbedder(set(own))
         self.gated = bool(own) or embedder is not None
+        self.turn = turn  # a learned end of turn; None: the fixed window
         self.make_earpiece = earpiece or (lambda clock: TrackEarpiece(clock, 0, keep=False))
         self.settings = Settings(_env_file=None, **{**FAST_SETTINGS, **settings})
         self.events: list[Event] = []
@@ -175,6 +178,7 @@ class Harness:
             list(self.llms),
             list(self.synthesizers),
             self.embedder if self.gated else None,
+            self.turn,
         )
 
     def _gate(self) -> SpeakerGate | None:

@@ -15,6 +15,7 @@ import numpy as np
 from cluelypro.audio.aligned import LATE_WINDOW_S, AlignedSource
 from cluelypro.audio.devices import CHECK_EVERY_S, DeviceCallback, WatchedStream, open_input_stream
 from cluelypro.audio.loopback import LoopbackStream, SystemDevice
+from cluelypro.audio.process_tap import ProcessTapStream
 from cluelypro.audio.sources import get_within
 from cluelypro.metrics.timeline import Clock
 
@@ -54,8 +55,10 @@ class CallSources:
         self._microphone = WatchedStream("input", open_input_stream, self._on_microphone, on_device)
         self._microphone.open(microphone_device)
         self._system: Watched
-        if system.loopback:
+        if system.kind == "loopback":
             self._system = LoopbackStream(system, self._deliver_to(self._system_blocks), on_device)
+        elif system.kind == "tap":  # macOS 14.2+: a Core Audio process tap
+            self._system = ProcessTapStream(system, self._deliver_to(self._system_blocks), on_device)
         else:  # macOS: a virtual input device carries the call
             as_system = _renamed(on_device, "input", "system")
             self._system = WatchedStream("input", open_input_stream, self._on_virtual_device, as_system)

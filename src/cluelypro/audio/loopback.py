@@ -4,9 +4,11 @@ call — recorded from the loopback of an output device.
 Linux: the monitor source of a PulseAudio/PipeWire sink (`call.monitor`, or the default sink's),
 through the `soundcard` library, which talks to the server PULSE_SERVER names. Windows: WASAPI
 loopback of a speaker, through `soundcard` too (it hands out zeros while WASAPI sends nothing).
-macOS has no loopback in `soundcard`: the call is routed into a virtual input device (BlackHole)
-and recorded like a microphone (audio/call.py). Only the Linux path has run here; the Windows and
-macOS paths were written from the libraries' documentation and code.
+macOS has no loopback in `soundcard`: by default (14.2 or newer) a Core Audio process tap of every
+app's sound but ours (audio/process_tap.py, through `catap`); with `--system-audio DEVICE`, or on
+an older macOS, the call is routed into a virtual input device (BlackHole) and recorded like a
+microphone (audio/call.py). Only the Linux path has run here; the Windows and macOS paths were
+written from the libraries' documentation and code.
 
 Also here, because it needs the same view of the sound server: on Linux, Pulse device names for
 the microphone and the earpiece (`--input-device room.monitor --output-device earpiece`), and the
@@ -22,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -42,18 +44,21 @@ SYSTEM_BLOCK = SYSTEM_RATE // 50  # 20 ms blocks: the server's fragment size, so
 FIRST_BLOCK_GRACE_S = 5.0  # an idle sink may take ~2 s to deliver the first block of its monitor
 PORTAUDIO_PULSE = ("pulse", "default")  # PortAudio (ALSA) devices that lead to the Pulse default sink/source
 MACOS_HINT = (
-    "macOS: route the call into a virtual device such as BlackHole 2ch (a Multi-Output Device that "
+    "route the call into a virtual device such as BlackHole 2ch (a Multi-Output Device that "
     "plays to your speakers and to BlackHole) and pass it: --system-audio BlackHole"
 )
+
+SystemKind = Literal["loopback", "input", "tap"]
 
 
 @dataclass(frozen=True)
 class SystemDevice:
     """Where the call is heard. `loopback`: a loopback/monitor source `soundcard` records (its id,
-    and the id of the output it mirrors); otherwise an input device PortAudio records (macOS)."""
+    and the id of the output it mirrors); `input`: an input device PortAudio records (macOS:
+    BlackHole); `tap`: the Core Audio process tap (macOS 14.2+, audio/process_tap.py)."""
 
     name: str
-    loopback: bool
+    kind: SystemKind
     output: str | None = None  # the output device whose sound this is (loopback only)
 
 
@@ -72,12 +77,15 @@ def soundcard() -> Any:
 
 
 def system_device(device: str | None) -> SystemDevice:
-    """The source `--system-audio DEVICE` names (None: the loopback of the default output)."""
+    """The source `--system-audio DEVICE` names (None: the loopback of the default output; macOS:
+    the process tap, where the version has it and catap is installed, else a DeviceError)."""
     if sys.platform == "darwin":
         if device is None:
-            raise DeviceError(f"no system-audio loopback on macOS without a virtual device; {MACOS_HINT}")
+            from cluelypro.audio.process_tap import tap_device
+
+            return tap_device()
         check_device(device, "input")
-        return SystemDevice(device, loopback=False)
+        return SystemDevice(device, kind="input")
     sc = soundcard()
     if sys.platform == "win32":
         return _windows_loopback(sc, device)
@@ -103,7 +111,8 @@ def _pulse_monitor(sc: Any, device: str | None) -> SystemDevice:
         wanted = found[0]
     if wanted not in sources:
         raise DeviceError(f"the default output has no monitor source ({wanted}); pass --system-audio")
-    return SystemDevice(wanted, loopback=True, output=wanted.removesuffix(".monitor") if wanted in monitors else None)
+    output = wanted.removesuffix(".monitor") if wanted in monitors else None
+    return SystemDevice(wanted, kind="loopback", output=output)
 
 
 def _windows_loopback(sc: Any, device: str | None) -> SystemDevice:
@@ -112,7 +121,7 @@ def _windows_loopback(sc: Any, device: str | None) -> SystemDevice:
     except (IndexError, RuntimeError) as error:
         speakers = ", ".join(f'"{speaker.name}"' for speaker in sc.all_speakers())
         raise DeviceError(f'no output device "{device}" to record ({error}); outputs here: {speakers}') from None
-    return SystemDevice(speaker.id, loopback=True, output=speaker.name)
+    return SystemDevice(speaker.id, kind="loopback", output=speaker.name)
 
 
 # --- Pulse names for the microphone and the earpiece (Linux) -------------------------------------
@@ -147,8 +156,10 @@ def _pulse_names(kind: str) -> list[str]:
 
 def refuse_own_output(system: SystemDevice, output_device: str | int | None) -> None:
     """The prompter must not speak into the output whose loopback is the call: the other side's
-    source would hear the theses as the call. One line says what to pick instead."""
-    if not system.loopback or system.output is None:
+    source would hear the theses as the call. One line says what to pick instead. A process tap
+    leaves this process's own sound out, so it needs no refusal; a virtual input device (BlackHole)
+    is not checked: which outputs feed it is set up in Audio MIDI Setup, out of sight here."""
+    if system.kind != "loopback" or system.output is None:
         return
     sc = soundcard()
     output = _output_sink(sc, output_device)

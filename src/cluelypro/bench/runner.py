@@ -161,7 +161,7 @@ async def _replay(
     audio_end = len(audio) / SAMPLE_RATE
     blocks = in_blocks_then_silence(audio, round((audio_end + timeout_s + 1) * SAMPLE_RATE))
     run = asyncio.create_task(pipeline.run(replay_file(blocks, clock)))  # in real time: the clock is not fast
-    waiting = asyncio.create_task(watch.wait(clock, audio_end, settings.end_silence_ms / 1000, timeout_s))
+    waiting = asyncio.create_task(watch.wait(clock, audio_end, longest_end_window_s(settings), timeout_s))
     await asyncio.wait({run, waiting}, return_when=asyncio.FIRST_COMPLETED)
     stop = waiting.result() if waiting.done() else "timeout"
     failed = run.exception() if run.done() and not run.cancelled() else None
@@ -173,6 +173,12 @@ async def _replay(
     if failed is not None:
         raise failed
     return chains.chains, watch.heard, stop
+
+
+def longest_end_window_s(settings: Settings) -> float:
+    """The longest silence that can end an utterance: the fixed window, or a turn model's hold."""
+    hold_ms = settings.turn_hold_ms if settings.turn_model != "off" else 0
+    return max(settings.end_silence_ms, hold_ms) / 1000
 
 
 @dataclass

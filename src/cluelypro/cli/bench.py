@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cluelypro.audio.io import shown
+from cluelypro.bench import peer_pipecat
 from cluelypro.bench.baseline import BaselineResult
 from cluelypro.bench.corpus import Recording, load_corpus
 from cluelypro.bench.runner import DEFAULT_TIMEOUT_S, RunResult, run_bench
@@ -19,6 +20,7 @@ from cluelypro.cli import console as ui
 from cluelypro.config import Settings
 
 Option = typer.Option
+EXIT_PEER_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_NO_ANSWER = 3
 WIDE = 150
@@ -27,6 +29,10 @@ WIDE_ENOUGH = 110  # columns the per-recording table needs with transcripts
 
 class BaselineMode(str, Enum):
     sequential = "sequential"
+
+
+class PeerMode(str, Enum):
+    pipecat = "pipecat"
 
 
 def register_bench_command(
@@ -41,6 +47,13 @@ def register_bench_command(
         baseline: Annotated[
             BaselineMode | None,
             Option(help="also run the same engines one after another, no streaming, and print the ratio"),
+        ] = None,
+        peer: Annotated[
+            PeerMode | None,
+            Option(
+                help="then replay the same recordings through a Pipecat pipeline of the same engines and compare "
+                "(needs the peer extra)"
+            ),
         ] = None,
         repeat: Annotated[int, Option(min=1, help="replay each recording this many times")] = 1,
         json_path: Annotated[Path | None, Option("--json", help="write the results as JSON")] = None,
@@ -62,16 +75,32 @@ def register_bench_command(
                 except report.PlotUnavailableError as error:
                     ui.fail(str(error))
                     return EXIT_USER_ERROR
+            if peer is not None:
+                try:
+                    peer_pipecat.require_pipecat()  # fail before minutes of benchmarking
+                except peer_pipecat.PeerUnavailableError as error:
+                    ui.fail(str(error))
+                    return EXIT_USER_ERROR
             recordings = load_corpus(corpus, limit)  # bad files fail before the models load
             ui.errors.print(
                 f"corpus: {len(recordings)} recordings, {sum(r.duration_s for r in recordings):.0f} s of audio"
             )
             summary = _benchmark(settings, recordings, repeat, baseline, timeout)
+            peer_failed = None
+            if peer is not None:  # after ours, never beside it: two cores
+                try:
+                    summary["peer"] = _peer_benchmark(settings, recordings, repeat, timeout, summary)
+                except peer_pipecat.PeerUnavailableError as error:
+                    peer_failed = str(error)
+                    summary["peer"] = {"system": peer.value, "error": peer_failed}
             out = _table_console()
             out.print(
                 report.recordings_table(summary, heard=out.width >= WIDE_ENOUGH)
             )  # else only in the progress lines
             out.print(report.overall_table(summary))
+            if peer is not None and peer_failed is None:
+                out.print(peer_pipecat.peer_recordings_table(summary["peer"], repeat, heard=out.width >= WIDE_ENOUGH))
+                out.print(peer_pipecat.peer_overall_table(summary["peer"], summary))
             if json_path is not None:
                 report.write_json(summary, json_path)
                 ui.console.print(f"results written to {escape(shown(json_path))}")
@@ -81,6 +110,9 @@ def register_bench_command(
             if not summary["answered_runs"]:
                 ui.fail("no recording got an answer; check that the corpus holds questions, and LLM_MODEL")
                 return EXIT_NO_ANSWER
+            if peer_failed is not None:
+                ui.fail(peer_failed)
+                return EXIT_PEER_FAILED
             return 0
 
         guarded(body)
@@ -125,3 +157,25 @@ def _benchmark(
     return report.summarize(
         results, startup_s, ui.peak_rss_mb(), settings, repeat, baseline.value if baseline is not None else None
     )
+
+
+def _peer_benchmark(settings: Settings, recordings: list[Recording], repeat: int, timeout: float, ours: dict) -> dict:
+    """The same recordings × repeat through Pipecat (in a child process), with progress lines."""
+    total = len(recordings) * repeat
+    done = 0
+    ui.errors.print(
+        f"peer: Pipecat {peer_pipecat.PIPECAT_VERSION} on the same engines (llama_cpp.server, Whisper, RHVoice)"
+    )
+
+    def ready(startup_s: float) -> None:
+        ui.errors.print(f"[green]Pipecat ready[/] in {startup_s:.1f} s")
+
+    def show(recording: Recording, attempt: int, run: peer_pipecat.PeerRun) -> None:
+        nonlocal done
+        done += 1
+        outcome = f"v2v {run.voice_to_voice:.2f} s" if run.answered else f"[yellow]no answer[/] ({run.stop})"
+        counter = escape(f"[pipecat {done}/{total}]")  # not a style
+        ui.errors.print(f"{counter} {escape(recording.name)}  {outcome}  [dim]«{escape(run.heard)}»[/]")
+
+    bench = peer_pipecat.run_peer(recordings, settings, repeat, timeout, ready, show)
+    return peer_pipecat.summarize_peer(bench, recordings, ours)

@@ -99,10 +99,11 @@ PULSE_FIX = (
     "PipeWire-pulse server: sudo apt-get install pulseaudio-utils, and pipewire-pulse (or pulseaudio)"
 )
 BLACKHOLE_FIX = (
-    "call mode (`run --call`) on macOS needs a loopback device (a Core Audio process tap is not built yet): "
-    "brew install blackhole-2ch, then in Audio MIDI Setup make a Multi-Output Device of your speakers and "
-    "BlackHole 2ch, and `run --call --system-audio BlackHole`"
+    "call mode (`run --call`) before macOS 14.2 needs a loopback device: brew install blackhole-2ch, then in "
+    "Audio MIDI Setup make a Multi-Output Device of your speakers and BlackHole 2ch, and "
+    "`run --call --system-audio BlackHole` (macOS 14.2 or newer records a Core Audio process tap instead)"
 )
+CATAP_FIX = "pip install catap (Python 3.11+)"
 
 
 def current_platform() -> str:
@@ -252,12 +253,24 @@ def _system_voice_check(settings: Settings, system: str) -> Check:
 
 
 def _macos_capture_check(probe: SystemProbe) -> Check:
+    """14.2 or newer: the process tap (catap installed; the permission cannot be read, so it is
+    explained). Older: a BlackHole device, found by name."""
+    from cluelypro.audio.process_tap import PERMISSION, tap_supported
+
     version = probe.mac_version()
     try:
         names = [device["name"] for device in probe.import_sounddevice().query_devices()]
     except Exception:  # no PortAudio: its own line says so
         names = []
     blackhole = next((name for name in names if "blackhole" in name.lower()), None)
+    if tap_supported(version):
+        permission = f"the tap needs the System Audio Recording permission: {PERMISSION}"
+        if not probe.has_module("catap"):
+            detail = f"records a Core Audio process tap through catap, which is not installed: {CATAP_FIX}"
+            return Check("system", "call mode", None, f"macOS {version}: call mode {detail}; {permission}")
+        tap = "call mode records a Core Audio process tap of every app's sound but the prompter's"
+        also = f"; {blackhole} is here too (--system-audio BlackHole)" if blackhole else ""
+        return Check("system", "call mode", True, f"macOS {version}: {tap}; {permission}{also}")
     if blackhole:
         return Check("system", "call mode", True, f"macOS {version}: loopback device {blackhole}")
     return Check("system", "call mode", None, f"macOS {version or '?'}: {BLACKHOLE_FIX}")
@@ -350,7 +363,15 @@ def _engine_checks(settings: Settings, probe: bool) -> list[Check]:
                 checks.append(Check(stage.upper(), label, None if optional else False, member.reason))
             else:
                 checks.append(_engine_check(stage, label, member, probe))
-    return checks
+    return checks + _turn_check(settings)
+
+
+def _turn_check(settings: Settings) -> list[Check]:
+    """The learned end of turn, where TURN_MODEL asks for it (off: nothing to check)."""
+    from cluelypro.engines import make_turn_model
+
+    model = make_turn_model(settings)
+    return [] if model is None else [_engine_check("turn", "embedded (smart-turn)", model, probe=False)]
 
 
 def _engine_check(stage: str, label: str, engine: Any, probe: bool) -> Check:

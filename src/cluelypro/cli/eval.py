@@ -1,5 +1,6 @@
-"""`cluelypro eval asr|answers`: the quality of what the user hears (SPEC §6), as `bench` is for
-latency. Engines are built and chained as `run` builds them, so any engine is scored the same way."""
+"""`cluelypro eval asr|answers|turn`: the quality of what the user hears (SPEC §6), as `bench` is
+for latency. Engines are built and chained as `run` builds them, so any engine is scored the same
+way; `turn` replays recordings through the real VAD and segmenter, with and without the turn model."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cluelypro.audio.io import AudioInputError, shown
 from cluelypro.cli import console as ui
 from cluelypro.cli.bench import _table_console
-from cluelypro.config import Settings
+from cluelypro.config import SAMPLE_RATE, Settings
 from cluelypro.engine_names import Stage
 from cluelypro.eval import answers as answer_scoring
 from cluelypro.eval import asr as asr_scoring
 from cluelypro.eval import report
+from cluelypro.eval import turn as turn_scoring
 from cluelypro.eval.inputs import (
     EvalInputError,
     LabelledQuestion,
@@ -35,6 +37,11 @@ from cluelypro.eval.inputs import (
 from cluelypro.llm.base import ThesisLLM
 from cluelypro.pipeline.fallback import AllEnginesFailed
 from cluelypro.pipeline.pipeline import StageChains
+from cluelypro.turn.base import TurnModel
+from cluelypro.vad.engines import SpeechDetector, make_detector
+from cluelypro.vad.frames import scored_frames
+from cluelypro.vad.segmenter import segmenter_for
+from cluelypro.vad.turn import TurnPolicy
 
 Option = typer.Option
 Argument = typer.Argument
@@ -49,7 +56,7 @@ LlmModelOption = Annotated[str | None, Option(help="embedded LLM name or GGUF pa
 def register_eval_command(
     app: typer.Typer, guarded: Callable[[Callable[[], int]], None], settings_factory: Callable[..., Settings]
 ) -> None:
-    quality = typer.Typer(help="Score quality: ASR accuracy, and the facts and faults of the theses.")
+    quality = typer.Typer(help="Score quality: ASR accuracy, the facts and faults of the theses, the end of turn.")
     app.add_typer(quality, name="eval", no_args_is_help=True)
 
     @quality.command("asr")
@@ -86,6 +93,36 @@ def register_eval_command(
         def body() -> int:
             settings = settings_factory(asr_model=asr_model, llm_model=llm_model)
             return _score_answers(settings, questions, audio, json_path, report_path, limit)
+
+        guarded(lambda: _user_errors(body))
+
+    @quality.command("turn")
+    def turn(
+        cases: Annotated[
+            Path,
+            Argument(help="JSON lines of cases: file, kind paused|finished, end_s, … (eval/turn/cases.jsonl)"),
+        ],
+        json_path: JsonOption = None,
+        report_path: ReportOption = None,
+        limit: Annotated[int | None, Option(min=1, help="only the first N cases")] = None,
+        complete_at: Annotated[
+            float | None, Option(min=0.0, max=1.0, help="the model's probability that ends the turn (TURN_COMPLETE_AT)")
+        ] = None,
+        incomplete_below: Annotated[
+            float | None,
+            Option(min=0.0, max=1.0, help="below it the pause is held (TURN_INCOMPLETE_BELOW)"),
+        ] = None,
+        hold_ms: Annotated[
+            int | None, Option(min=0, help="the silence that ends a turn judged incomplete (TURN_HOLD_MS)")
+        ] = None,
+    ) -> None:
+        """Questions cut before their end, and time to the confirmed end: fixed window vs turn model."""
+
+        def body() -> int:
+            settings = settings_factory(
+                turn_complete_at=complete_at, turn_incomplete_below=incomplete_below, turn_hold_ms=hold_ms
+            )
+            return _score_turn(settings, cases, json_path, report_path, limit)
 
         guarded(lambda: _user_errors(body))
 
@@ -219,6 +256,72 @@ def _answer_line(entry: dict[str, Any]) -> str:
         f"«{escape(entry['question'])}»{heard}: {len(entry['theses'])} theses, "
         f"facts {covered}/{len(entry['facts'])}{faults}{error}"
     )
+
+
+# --- eval turn -----------------------------------------------------------------------------------
+
+
+def _score_turn(
+    settings: Settings, path: Path, json_path: Path | None, report_path: Path | None, limit: int | None
+) -> int:
+    from cluelypro.engines import make_turn_model
+
+    cases = turn_scoring.load_cases(path, limit)  # bad input fails before the models load
+    skipped: list[dict[str, str]] = []
+    audio = {case.id: clip for case in cases if (clip := _case_audio(case, path.parent, skipped)) is not None}
+    if not audio:
+        raise EvalInputError(f"no case of {shown(path)} could be read")
+    model = make_turn_model(settings.model_copy(update={"turn_model": "smart-turn"}))
+    assert model is not None
+    started = time.monotonic()
+    model.load()
+    model.complete_probability(np.zeros(SAMPLE_RATE, dtype=np.float32))  # the first call is slower
+    detector = make_detector(settings.vad_engine, settings.webrtc_aggressiveness)
+    ui.errors.print(f"[green]ready[/] in {time.monotonic() - started:.1f} s: {model.name}, VAD {detector.name}")
+    policy = TurnPolicy.from_settings(settings)
+    entries = _replay_all(settings, [c for c in cases if c.id in audio], audio, detector, model, policy)
+    summary = turn_scoring.summarize(entries, skipped, settings, model.name)
+    out = _table_console()
+    out.print(report.rows_table("End of turn per case", *report.turn_rows(summary)))
+    out.print(report.rows_table("End of turn per group", *report.turn_group_rows(summary)))
+    out.print(report.overall_table("End of turn overall", report.turn_overall(summary)))
+    out.print(f"[dim]{escape(turn_scoring.CLOCK_NOTE)}[/]")
+    _write(summary, json_path, report_path, lambda: report.turn_markdown(summary, shown(path)))
+    return 0
+
+
+def _case_audio(case: turn_scoring.TurnCase, folder: Path, skipped: list[dict[str, str]]) -> np.ndarray | None:
+    try:
+        return turn_scoring.case_audio(case, folder)
+    except (AudioInputError, ValueError) as error:  # ValueError: a splice outside the recording
+        _skip(skipped, case.id, str(error))
+    return None
+
+
+def _replay_all(
+    settings: Settings,
+    cases: list[turn_scoring.TurnCase],
+    audio: dict[str, np.ndarray],
+    detector: SpeechDetector,
+    model: TurnModel,
+    policy: TurnPolicy,
+) -> list[dict[str, Any]]:
+    """Each case through the VAD once, then through two segmenters: the fixed window, and the
+    turn model at the pause."""
+    entries = []
+    scorer = turn_scoring.timed(model)
+    with _progress() as progress:
+        task = progress.add_task("replaying", total=len(cases))
+        for case in cases:
+            detector.reset()
+            scored = list(scored_frames(audio[case.id], detector))
+            fixed = turn_scoring.replay(scored, segmenter_for(settings, detector.frame_samples))
+            learned = turn_scoring.replay(scored, segmenter_for(settings, detector.frame_samples), scorer, policy)
+            entry = turn_scoring.case_entry(case, fixed, learned)
+            entries.append(entry)
+            progress.console.print(escape(report.turn_line(entry)))
+            progress.advance(task)
+    return entries
 
 
 # --- shared ----------------------------------------------------------------------------------------

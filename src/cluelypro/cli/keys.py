@@ -4,13 +4,16 @@ n the next thesis — the dashboard's shortcuts (the same keys on a Russian layo
 Only when stdin is the terminal of the foreground job; otherwise (pipes, CI, `&`) nothing is read
 and nothing is said about keys. POSIX: the terminal goes into cbreak mode (no Enter, no echo;
 Ctrl+C still interrupts, as ISIG stays on) and is restored however the run ends; the event loop
-reads stdin. Windows: the console is polled with msvcrt (this path was only read, never run).
+reads stdin. Ctrl+Z gives the terminal back as it was before the run stops, and `fg` puts it in
+cbreak mode again (SIGTSTP, SIGCONT). Windows: the console is polled with msvcrt (this path was
+only read, never run).
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -25,6 +28,8 @@ from cluelypro.pipeline.controls import ControlledEarpiece, NotApplicable, contr
 if TYPE_CHECKING:
     from cluelypro.pipeline.pipeline import Pipeline
     from cluelypro.prompter.plan import PlannedThesis
+
+log = logging.getLogger(__name__)
 
 KEYS_LINE = "keys: m mute/unmute · r repeat · n next · Ctrl+C stop"
 ACTIONS = {"m": "mute", "ь": "mute", "r": "repeat", "к": "repeat", "n": "skip", "т": "skip"}
@@ -103,7 +108,7 @@ class TerminalKeys:
             for key in decoder.decode(data):
                 self._pressed(key)
 
-        with cbreak(fd):
+        with cbreak(fd, loop):
             loop.add_reader(fd, readable)
             try:
                 await loop.create_future()  # until cancelled with the run
@@ -134,15 +139,87 @@ def _acknowledgement(action: str, thesis: PlannedThesis | None) -> str:
 
 
 @contextmanager
-def cbreak(fd: int) -> Iterator[None]:
+def cbreak(fd: int, loop: asyncio.AbstractEventLoop | None = None) -> Iterator[None]:
     """The terminal on `fd` in cbreak mode (keys without Enter, no echo, signals on), restored
-    on every way out."""
-    import termios
-    import tty
+    on every way out. With `loop` (its signal handlers need the main thread), job control too:
+    Ctrl+Z restores the terminal before the process stops, and SIGCONT (`fg`) sets cbreak mode
+    again — the shell sets its own mode while it holds the terminal. A process that is not the
+    foreground job leaves the terminal alone (changing it would stop the process: SIGTTOU)."""
+    mode = _Cbreak(fd)
+    mode.apply()
+    try:
+        with _job_control(mode, loop):
+            yield
+    finally:
+        mode.restore()
 
-    saved = termios.tcgetattr(fd)
-    tty.setcbreak(fd, termios.TCSANOW)
+
+class _Cbreak:
+    def __init__(self, fd: int) -> None:
+        import termios
+
+        self.fd = fd
+        self.saved = termios.tcgetattr(fd)
+
+    def apply(self) -> None:
+        import termios
+        import tty
+
+        if not _in_background(self.fd):
+            tty.setcbreak(self.fd, termios.TCSANOW)
+
+    def restore(self) -> None:
+        import termios
+
+        if not _in_background(self.fd):
+            termios.tcsetattr(self.fd, termios.TCSANOW, self.saved)
+
+
+def _in_background(fd: int) -> bool:
+    """`fd` is this process's controlling terminal, and another process group has it."""
+    try:
+        return os.tcgetpgrp(fd) != os.getpgrp()
+    except OSError:  # not our controlling terminal: no job control applies to it
+        return False
+
+
+@contextmanager
+def _job_control(mode: _Cbreak, loop: asyncio.AbstractEventLoop | None) -> Iterator[None]:
+    """SIGTSTP and SIGCONT handled in `loop` while in the block (through its wakeup fd, so they
+    are seen whichever thread the signal lands on); the handlers before are put back after. A
+    SIGTSTP that was ignored stays ignored."""
+    import signal
+
+    if loop is None:
+        yield
+        return
+    signals = [signal.SIGCONT]
+    if signal.getsignal(signal.SIGTSTP) == signal.SIG_DFL:
+        signals.append(signal.SIGTSTP)
+    before = {number: signal.getsignal(number) for number in signals}
+
+    def stop() -> None:
+        """As the default action of SIGTSTP, with the terminal given back first."""
+        mode.restore()
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        try:
+            signal.raise_signal(signal.SIGTSTP)  # stopped here until SIGCONT
+        finally:
+            loop.add_signal_handler(signal.SIGTSTP, stop)
+        mode.apply()
+
+    installed: list[signal.Signals] = []
+    try:
+        for number in signals:
+            loop.add_signal_handler(number, stop if number == signal.SIGTSTP else mode.apply)
+            installed.append(number)
+    except (RuntimeError, ValueError) as error:  # not the main thread: keys without job control
+        log.debug("terminal keys without job control: %s", error)
     try:
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSANOW, saved)
+        for number in installed:
+            loop.remove_signal_handler(number)
+            previous = before[number]
+            if previous is not None:
+                signal.signal(number, previous)

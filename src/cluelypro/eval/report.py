@@ -88,6 +88,99 @@ def answers_overall(summary: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _turn_mode(outcome: dict[str, Any]) -> str:
+    if outcome["cut_early"]:
+        return f"CUT at {outcome['cut_at_s']:.2f} s"
+    return "—" if outcome["to_end_s"] is None else f"+{outcome['to_end_s']:.2f} s"
+
+
+def _pause(entry: dict[str, Any]) -> str:
+    return "—" if entry["pause_s"] is None else f"{round(1000 * entry['pause_s'])} ms"
+
+
+def _probabilities(entry: dict[str, Any]) -> str:
+    return ", ".join(f"{call['probability']:.2f}" for call in entry["learned"]["calls"]) or "—"
+
+
+def _call_ms(entry: dict[str, Any]) -> str:
+    return ", ".join(f"{1000 * call['seconds']:.0f}" for call in entry["learned"]["calls"]) or "—"
+
+
+def turn_line(entry: dict[str, Any]) -> str:
+    """One progress line per case."""
+    return (
+        f"{entry['id']}  {entry['kind']} {_pause(entry)}  fixed {_turn_mode(entry['fixed'])}  "
+        f"learned {_turn_mode(entry['learned'])}  P {_probabilities(entry)}"
+    )
+
+
+def turn_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["case", "kind", "voice", "pause", "fixed", "learned", "P(complete) at pauses", "model ms"]
+    rows = [
+        [
+            e["id"],
+            e["kind"],
+            e["voice"],
+            _pause(e),
+            _turn_mode(e["fixed"]),
+            _turn_mode(e["learned"]),
+            _probabilities(e),
+            _call_ms(e),
+        ]
+        for e in summary["cases"]
+    ]
+    return header, rows
+
+
+def _cuts(group: dict[str, Any], mode: str) -> str:
+    return f"{group[mode]['cut_early']}/{group['cases']}"
+
+
+def _spread(group: dict[str, Any], mode: str) -> str:
+    p50, p95 = group[mode]["to_end_s_p50"], group[mode]["to_end_s_p95"]
+    return "—" if p50 is None else f"{p50:.2f} / {p95:.2f}"
+
+
+def turn_group_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["group", "cases", "cut early: fixed", "learned", "to end p50 / p95 s: fixed", "learned"]
+    groups: list[tuple[str, dict[str, Any]]] = [("paused, all", summary["paused"])]
+    groups += [(f"paused, {int(ms)} ms", group) for ms, group in summary["paused"]["by_pause_ms"].items()]
+    groups += [(f"paused, {voice}", group) for voice, group in summary["paused"]["by_voice"].items()]
+    groups += [("finished, all", summary["finished"])]
+    groups += [(f"finished, {voice}", group) for voice, group in summary["finished"]["by_voice"].items()]
+    rows = [
+        [name, str(g["cases"]), _cuts(g, "fixed"), _cuts(g, "learned"), _spread(g, "fixed"), _spread(g, "learned")]
+        for name, g in groups
+        if g["cases"]
+    ]
+    return header, rows
+
+
+def turn_overall(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    paused, finished, calls, settings = summary["paused"], summary["finished"], summary["calls"], summary["settings"]
+
+    def rate(group: dict[str, Any], mode: str) -> str:
+        return f"{_cuts(group, mode)} ({_percent(group[mode]['cut_early_rate'])})" if group["cases"] else "—"
+
+    return [
+        ("cases scored", f"{summary['cases_scored']} ({len(summary['skipped'])} skipped)"),
+        ("paused cut early: fixed window", rate(paused, "fixed")),
+        ("paused cut early: turn model", rate(paused, "learned")),
+        ("finished cut early: fixed window", rate(finished, "fixed")),
+        ("finished cut early: turn model", rate(finished, "learned")),
+        ("finished to end p50 / p95: fixed window", _spread(finished, "fixed") + " s"),
+        ("finished to end p50 / p95: turn model", _spread(finished, "learned") + " s"),
+        ("turn model calls", str(calls["count"])),
+        ("turn model call p50 / p95", f"{_seconds(calls['seconds_p50'])} / {_seconds(calls['seconds_p95'])}"),
+        (
+            "settings",
+            f"END_SILENCE_MS {settings['end_silence_ms']}, SPECULATIVE_ASR_MS {settings['speculative_asr_ms']}, "
+            f"TURN_COMPLETE_AT {settings['turn_complete_at']}, "
+            f"TURN_INCOMPLETE_BELOW {settings['turn_incomplete_below']}, TURN_HOLD_MS {settings['turn_hold_ms']}",
+        ),
+    ]
+
+
 # --- the terminal ---------------------------------------------------------------------------------
 
 
@@ -146,6 +239,14 @@ def answers_markdown(summary: dict[str, Any], source: str, engines: str) -> str:
             for v in entry["violations"]
         ]
         lines.append("")
+    return "\n".join(lines + _skipped(summary)) + "\n"
+
+
+def turn_markdown(summary: dict[str, Any], source: str) -> str:
+    lines = [f"# End of turn: {source}", "", f"Turn model: {summary['model']}. {summary['clock']}.", ""]
+    lines += markdown_table(["measure", "value"], [list(pair) for pair in turn_overall(summary)])
+    lines += ["", "## Per group", "", *markdown_table(*turn_group_rows(summary))]
+    lines += ["", "## Per case", "", *markdown_table(*turn_rows(summary))]
     return "\n".join(lines + _skipped(summary)) + "\n"
 
 

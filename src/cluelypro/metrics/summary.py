@@ -19,6 +19,7 @@ from cluelypro.metrics.events import (
     SpeechStart,
     Thesis,
     TtsFirstAudio,
+    Turn,
 )
 from cluelypro.metrics.timeline import Record
 
@@ -32,6 +33,7 @@ class Milestone(NamedTuple):
 
 
 MILESTONES = (
+    Milestone(Turn.event_name, "end of turn decided", "turn"),
     Milestone(Segment.event_name, "end-of-speech detected", "EoS"),
     Milestone(Asr.event_name, "ASR done", "ASR"),
     Milestone(LlmFirstToken.event_name, "LLM first token", "TTFT"),
@@ -65,6 +67,7 @@ class ChainCollector:
         self.speech_heard = 0  # speech_start events seen
         self._speech_end: OrderedDict[int, float] = OrderedDict()  # utt → t, for recent utterances
         self._early: dict[int, list[Record]] = {}  # an utterance's segment/asr, before its question
+        self._turns: OrderedDict[int, Record] = OrderedDict()  # an utterance's last turn, before its speech end
         self._chains: OrderedDict[int, QuestionChain] = OrderedDict()
         self._by_utt: dict[int, QuestionChain] = {}
 
@@ -78,8 +81,13 @@ class ChainCollector:
             self.speech_heard += 1
         if utt is None:
             return  # of no utterance: a device, a failing speaker gate
+        if isinstance(event, Turn) and utt not in self._speech_end:
+            self._remember(self._turns, utt, record)  # its speech end comes next
+            return
         if isinstance(event, SpeechEnd):
             self._remember(self._speech_end, utt, record.t)
+            if utt in self._turns:
+                self._early.setdefault(utt, []).append(self._turns.pop(utt))
         elif isinstance(event, Question):
             self._on_question(utt, record.q, event)
             return
@@ -112,7 +120,11 @@ class ChainCollector:
         elif isinstance(event, PlaybackEnd) and event.index == 1 and chain.stall is None:
             chain.stall = event.stall
         if record.name in _MILESTONE_NAMES and getattr(event, "index", 1) == 1:
-            chain.offsets.setdefault(record.name, record.t - self._speech_end.get(chain.utt, record.t))
+            offset = record.t - self._speech_end.get(chain.utt, record.t)
+            if isinstance(event, Turn):  # the last pause's decision is the one that ended the question
+                chain.offsets[record.name] = offset
+            else:
+                chain.offsets.setdefault(record.name, offset)
 
     def _remember(self, table: OrderedDict, key: int, value: object) -> None:
         table[key] = value

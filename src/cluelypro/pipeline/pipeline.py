@@ -45,6 +45,7 @@ from cluelypro.metrics.events import (
     SpeechEnd,
     SpeechStart,
     TimelineEvent,
+    Turn,
 )
 from cluelypro.metrics.events import Question as QuestionEvent
 from cluelypro.metrics.timeline import Anchor, Clock, Timeline, milliseconds_since
@@ -61,6 +62,7 @@ from cluelypro.speaker.gate import SpeakerGate
 from cluelypro.vad.engines import SpeechDetector, make_detector
 from cluelypro.vad.frames import FrameCutter
 from cluelypro.vad.segmenter import Segmenter, SegmenterEvent, SpeechEnded, SpeechPaused, SpeechStarted, segmenter_for
+from cluelypro.vad.turn import TurnPolicy, apply_turn
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,8 @@ class Pipeline:
         self.answer: Answer | None = None
         self._answer_context = AnswerContext(settings, self.chains.tts, timeline, earpiece, ThesisMatcher(), self.turns)
         self._asr_lock = asyncio.Lock()  # the recogniser serves one call at a time
+        self.turn_policy = TurnPolicy.from_settings(settings)
+        self._turn_failing = False
         self.answering = True  # False: listening is stopped, questions are not answered
 
     def apply_settings(self, settings: Settings) -> None:
@@ -147,6 +151,7 @@ class Pipeline:
         self.settings = settings
         self.filter = QuestionFilter(settings.question_filter_mode, commentary=settings.commentary_mode)
         self._answer_context.settings = settings
+        self.turn_policy = TurnPolicy.from_settings(settings)
 
     def hush(self) -> None:
         """Listening stops: the answer being spoken ends now, every LLM round under way stops,
@@ -252,6 +257,7 @@ class Pipeline:
                     on_failure=_speculation_failed,
                     name="speculation",
                 )
+                await self._decide_turn(lane, event)
             elif isinstance(event, SpeechEnded):
                 self.timeline.emit(SpeechEnd(round(event.duration, 3)), event.end, utt=event.utt)
                 if event.utterance is not None:
@@ -262,6 +268,26 @@ class Pipeline:
                 elif lane.speculation is not None and lane.speculation.utt == event.utt:
                     lane.speculation.drop()
                     lane.speculation = None
+
+    async def _decide_turn(self, lane: Lane, paused: SpeechPaused) -> None:
+        """At the pause, the turn model (if any) says whether the question is complete: the
+        utterance ends now, or this pause may last TURN_HOLD_MS. The lane's frames wait for it
+        (≈10–30 ms), so the decision applies at the very pause it was asked about."""
+        model = self.engines.turn
+        if model is None:
+            return
+        anchor = self.clock.anchor_for_speech_end(lane.segmenter.now)
+        try:
+            probability = await asyncio.to_thread(model.complete_probability, paused.audio)
+        except Exception as error:  # the fixed window decides instead
+            if not self._turn_failing:
+                self._report_error("turn", error, anchor, paused.utt)
+            self._turn_failing = True
+            return
+        self._turn_failing = False
+        decision = self.turn_policy.decide(probability)
+        self._emit(Turn(round(probability, 3), decision), anchor, paused.utt)
+        await self._on_vad(lane, apply_turn(lane.segmenter, paused.utt, decision, self.turn_policy))
 
     def _speculated(self, lane: Lane, ended: SpeechEnded) -> Speculation | None:
         """The speculation started on this utterance's final pause, if there was one."""

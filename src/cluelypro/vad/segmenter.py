@@ -112,6 +112,7 @@ class Segmenter:
         self.trailing_keep_s = min(TRAILING_KEEP_S, pause_s or TRAILING_KEEP_S)
         self.speculate_after_s = pause_s if offer_pauses else None
         self._paused = False
+        self._hold_s: float | None = None  # this pause's end window, when a turn model extended it
         self._preroll: deque[np.ndarray] = deque(maxlen=math.ceil(preroll_ms / 1000 / self.frame_s))
         self._frames: list[np.ndarray] = []
         self._utt_ids = utt_ids if utt_ids is not None else itertools.count(1)
@@ -137,9 +138,9 @@ class Segmenter:
         self._frames.append(frame)
         if probability >= self.threshold - HYSTERESIS:
             self._last_voiced_end = self.now
-            self._paused = False
+            self._paused, self._hold_s = False, None
         silence = self.now - self._last_voiced_end
-        if silence >= self.end_silence_s or self.now - self._start >= self.max_segment_s:
+        if silence >= (self._hold_s or self.end_silence_s) or self.now - self._start >= self.max_segment_s:
             return [self._close()]
         if self.speculate_after_s is not None and silence >= self.speculate_after_s and not self._paused:
             self._paused = True
@@ -147,6 +148,21 @@ class Segmenter:
             if self._rejection(audio, self._last_voiced_end - self._start) is None:
                 return [SpeechPaused(self._utt, audio, self._last_voiced_end)]
         return []
+
+    def in_pause_of(self, utt: int) -> bool:
+        """Utterance `utt` is still open and silent since the pause it was offered at."""
+        return self.in_speech and self._utt == utt and self._paused
+
+    def end_turn(self, utt: int) -> list[SegmenterEvent]:
+        """The speaker's turn is complete (a turn model said so at the pause): `utt` ends now,
+        unless speech has resumed since."""
+        return [self._close()] if self.in_pause_of(utt) else []
+
+    def hold_turn(self, utt: int, silence_s: float) -> None:
+        """The speaker is only pausing: this pause of `utt` ends the utterance after `silence_s`
+        of silence instead of the usual window (until speech resumes)."""
+        if self.in_pause_of(utt):
+            self._hold_s = max(silence_s, self.end_silence_s)
 
     def flush(self) -> list[SegmenterEvent]:
         """End of input: close an utterance still open."""
@@ -171,7 +187,7 @@ class Segmenter:
     def _close(self) -> SpeechEnded:
         audio = self._trimmed(np.concatenate(self._frames))
         self._frames = []
-        self._paused = False
+        self._paused, self._hold_s = False, None
         start, end = self._start, self._last_voiced_end
         reason = self._rejection(audio, end - start)
         utterance = None if reason else Utterance(self._utt, audio, start, end, closed_at=self.now)
