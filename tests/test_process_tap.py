@@ -225,7 +225,7 @@ class Recorded:
 def quick(monkeypatch: pytest.MonkeyPatch) -> None:
     """The stream's waits shortened (reopening every 0.2 s, lost after 0.2 s without blocks)."""
     monkeypatch.setattr(process_tap, "RETRY_EVERY_S", 0.2)
-    monkeypatch.setattr(process_tap, "SILENT_STREAM_S", 0.2)
+    monkeypatch.setattr(loopback, "SILENT_STREAM_S", 0.2)
     monkeypatch.setattr(process_tap, "WAIT_S", 0.02)
 
 

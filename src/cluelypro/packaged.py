@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from platformdirs import user_cache_dir
 
@@ -115,3 +116,18 @@ def join_parts(
     finally:
         temporary.unlink(missing_ok=True)
     return destination
+
+
+def onnx_cpu_options(threads: int) -> Any:
+    """onnxruntime session options for one call at a time on `threads` threads of a small CPU:
+    sequential, no spin-waiting between calls (a spinning pool steals the other engines' cores),
+    warnings only."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return options

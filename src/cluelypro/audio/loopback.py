@@ -198,25 +198,23 @@ Deliver = Callable[[np.ndarray, int, float], None]
 """Told each block (mono float32), its rate and when it arrived (time.monotonic())."""
 
 
-class LoopbackStream:
-    """A loopback source recorded by `soundcard` in a thread of its own, watched from the event loop.
-
-    The thread opens the source by its id, reads whatever the server has (20 ms blocks), and on a
-    failure (the source went away: the stream fails within ~1 s) closes it and tries again every
-    RETRY_EVERY_S. `check`, called by the event loop, turns that into one "lost" and one "back"
-    for `on_device` (which "system"), as audio/devices.WatchedStream does for a microphone: lost
-    when the recording failed, or delivered nothing for SILENT_STREAM_S after its first block.
-    """
+class ThreadedSource:
+    """A source recorded by a thread of its own (`_record`), watched from the event loop: the
+    `Watched` of audio/call.py for which "system". `check`, called by the event loop, turns the
+    thread's state into one "lost" and one "back" for `on_device`, as audio/devices.WatchedStream
+    does for a microphone: lost when the recording failed (the thread is reopening it), or
+    delivered nothing for SILENT_STREAM_S after its first block."""
 
     which = "system"
+    thread_name = "system-audio"
 
-    def __init__(self, device: SystemDevice, deliver: Deliver, on_device: DeviceCallback) -> None:
-        self.name = device.name
+    def __init__(self, name: str, deliver: Deliver, on_device: DeviceCallback) -> None:
+        self.name = name
         self._deliver = deliver
         self._on_device = on_device
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._record, name="system-audio", daemon=True)
-        self._last_block: float | None = None  # written by the thread, read by the loop
+        self._thread = threading.Thread(target=self._record, name=self.thread_name, daemon=True)
+        self._last_block: float | None = None  # written by the recording thread, read by the loop
         self._failed = False  # the current recording failed (the thread is reopening)
         self._opened_at = time.monotonic()
         self._lost = False
@@ -250,6 +248,18 @@ class LoopbackStream:
         if last is None or last < self._opened_at:  # not delivered since (re)opened
             return now - self._opened_at < FIRST_BLOCK_GRACE_S and not self._lost
         return now - last < SILENT_STREAM_S
+
+    def _record(self) -> None:
+        raise NotImplementedError
+
+
+class LoopbackStream(ThreadedSource):
+    """A loopback source recorded by `soundcard`: the thread opens the source by its id, reads
+    whatever the server has (20 ms blocks), and on a failure (the source went away: the stream
+    fails within ~1 s) closes it and tries again every RETRY_EVERY_S."""
+
+    def __init__(self, device: SystemDevice, deliver: Deliver, on_device: DeviceCallback) -> None:
+        super().__init__(device.name, deliver, on_device)
 
     def _record(self) -> None:
         sc = soundcard()

@@ -19,15 +19,14 @@ import importlib
 import logging
 import os
 import platform
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
 
-from cluelypro.audio.devices import CLOSE_WAIT_S, RETRY_EVERY_S, SILENT_STREAM_S, DeviceCallback, DeviceError
-from cluelypro.audio.loopback import FIRST_BLOCK_GRACE_S, MACOS_HINT, Deliver, SystemDevice
+from cluelypro.audio.devices import RETRY_EVERY_S, DeviceCallback, DeviceError
+from cluelypro.audio.loopback import MACOS_HINT, Deliver, SystemDevice, ThreadedSource
 
 log = logging.getLogger(__name__)
 
@@ -132,68 +131,28 @@ TapOpener = Callable[[Callable[[Any], None]], TapSession]
 """Makes a session (not started) that hands each buffer (a catap AudioBuffer) to the callback."""
 
 
-class ProcessTapStream:
-    """The process tap recorded in a thread of its own, watched from the event loop; the `Watched`
-    of audio/call.py for which "system", as LoopbackStream is on Linux and Windows.
+class ProcessTapStream(ThreadedSource):
+    """The process tap, as LoopbackStream is the loopback on Linux and Windows: the thread opens a
+    session and waits on it; when the capture fails (catap: a format change of the output, an
+    overflow of its queue, a lost aggregate device) it stops it and opens a new one every
+    RETRY_EVERY_S. A tap delivers zeros, not nothing, while all is quiet; only zeros for
+    ZEROS_WARNING_AFTER_S is warned about once (the permission may be missing)."""
 
-    The thread opens a session and waits on it; when the capture fails (catap: a format change of
-    the output, an overflow of its queue, a lost aggregate device) it stops it and opens a new one
-    every RETRY_EVERY_S. `check`, called by the event loop, turns that into one "lost" and one
-    "back" for `on_device`: lost when the recording failed, or delivered nothing for
-    SILENT_STREAM_S after its first block (a tap delivers zeros, not nothing, while all is quiet).
-    """
-
-    which = "system"
+    thread_name = "system-audio-tap"
 
     def __init__(
         self, device: SystemDevice, deliver: Deliver, on_device: DeviceCallback, opener: TapOpener | None = None
     ) -> None:
-        self.name = device.name
-        self._deliver = deliver
-        self._on_device = on_device
+        super().__init__(device.name, deliver, on_device)
         self._opener = opener or open_catap_tap
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._record, name="system-audio-tap", daemon=True)
-        self._last_block: float | None = None  # written by catap's worker thread, read by the loop
-        self._failed = False  # the current session failed (the thread is reopening)
-        self._opened_at = time.monotonic()
-        self._lost = False
         self._first_block: float | None = None
         self._sound_heard = False  # any sample that is not zero
         self._zeros_warned = False
         self._errors_told: set[str] = set()
 
-    @property
-    def flowing(self) -> bool:
-        return not self._lost
-
-    def start(self) -> None:
-        self._opened_at = time.monotonic()
-        self._thread.start()
-
     def check(self) -> None:
-        now = time.monotonic()
-        alive = self._alive(now)
-        if alive and self._lost:
-            self._lost = False
-            self._on_device(self.which, "back", self.name)
-        elif not alive and not self._lost:
-            self._lost = True
-            self._on_device(self.which, "lost", self.name)
-        self._warn_if_only_zeros(now)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(CLOSE_WAIT_S)
-
-    def _alive(self, now: float) -> bool:
-        last = self._last_block
-        if self._failed:
-            return False
-        if last is None or last < self._opened_at:  # not delivered since (re)opened
-            return now - self._opened_at < FIRST_BLOCK_GRACE_S and not self._lost
-        return now - last < SILENT_STREAM_S
+        super().check()
+        self._warn_if_only_zeros(time.monotonic())
 
     def _warn_if_only_zeros(self, now: float) -> None:
         first = self._first_block

@@ -231,9 +231,8 @@ def plot_waterfall(summary: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(MILESTONE_LABELS)
-    colors = dict(
-        zip(names, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"), strict=False)
-    )
+    palette = ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+    colors = dict(zip(names, palette, strict=True))  # one colour per milestone
     # In time order: with early speech, playback starts before thesis 1 is complete.
     timed = sorted(
         (n for n in names if summary["stages"][n]["p50"] is not None),

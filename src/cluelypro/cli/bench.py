@@ -69,18 +69,14 @@ def register_bench_command(
             from cluelypro.bench import report
 
             settings = settings_factory()
-            if plot is not None:
-                try:
-                    report.require_matplotlib()  # fail before minutes of benchmarking
-                except report.PlotUnavailableError as error:
-                    ui.fail(str(error))
-                    return EXIT_USER_ERROR
-            if peer is not None:
-                try:
-                    peer_pipecat.require_pipecat()  # fail before minutes of benchmarking
-                except peer_pipecat.PeerUnavailableError as error:
-                    ui.fail(str(error))
-                    return EXIT_USER_ERROR
+            try:  # what is missing fails before minutes of benchmarking
+                if plot is not None:
+                    report.require_matplotlib()
+                if peer is not None:
+                    peer_pipecat.require_pipecat()
+            except (report.PlotUnavailableError, peer_pipecat.PeerUnavailableError) as error:
+                ui.fail(str(error))
+                return EXIT_USER_ERROR
             recordings = load_corpus(corpus, limit)  # bad files fail before the models load
             ui.errors.print(
                 f"corpus: {len(recordings)} recordings, {sum(r.duration_s for r in recordings):.0f} s of audio"

@@ -49,10 +49,10 @@ def load_transcripts(folder: Path, limit: int | None = None) -> list[LabelledRec
     path = existing_folder(folder) / TRANSCRIPTS
     if not path.is_file():
         raise EvalInputError(f"no {TRANSCRIPTS} in {shown(folder)} (one line per recording: {TSV_FORMAT})")
-    return _parsed(path, _recording, f"lists no recordings ({TSV_FORMAT})")[:limit]
+    return parsed_lines(path, _recording, f"lists no recordings ({TSV_FORMAT})")[:limit]
 
 
-def _parsed(path: Path, parse: Callable[[str, str], T], when_empty: str) -> list[T]:
+def parsed_lines(path: Path, parse: Callable[[str, str], T], when_empty: str) -> list[T]:
     """`parse(line, where)` of each non-blank line; `where` names the file and line for errors."""
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
@@ -76,7 +76,7 @@ def load_questions(path: Path, limit: int | None = None) -> list[LabelledQuestio
     """The questions of a JSON-lines file (blank lines skipped; only the first `limit`)."""
     if not path.is_file():
         raise EvalInputError(f"question file not found: {shown(path)}")
-    return _parsed(path, _question, f"holds no questions (one JSON object a line: {JSONL_FORMAT})")[:limit]
+    return parsed_lines(path, _question, f"holds no questions (one JSON object a line: {JSONL_FORMAT})")[:limit]
 
 
 def _question(line: str, where: str) -> LabelledQuestion:

@@ -28,7 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from cluelypro.audio.io import read_audio, shown
 from cluelypro.config import SAMPLE_RATE, Settings
-from cluelypro.eval.inputs import EvalInputError
+from cluelypro.eval.inputs import EvalInputError, parsed_lines
 from cluelypro.metrics.summary import percentiles
 from cluelypro.turn.base import TurnModel
 from cluelypro.vad.segmenter import Segmenter, SpeechEnded, SpeechPaused, SpeechStarted
@@ -89,13 +89,7 @@ def load_cases(path: Path, limit: int | None = None) -> list[TurnCase]:
     """The cases of a JSON-lines manifest, in its order (only the first `limit`)."""
     if not path.is_file():
         raise EvalInputError(f"case file not found: {shown(path)}")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise EvalInputError(f"cannot read {shown(path)}: {error}") from None
-    cases = [_case(line, f"{shown(path)} line {number}") for number, line in enumerate(lines, 1) if line.strip()]
-    if not cases:
-        raise EvalInputError(f"{shown(path)} holds no cases (one JSON object a line: {MANIFEST_FORMAT})")
+    cases = parsed_lines(path, _case, f"holds no cases (one JSON object a line: {MANIFEST_FORMAT})")
     ids = [case.id for case in cases]
     if len(set(ids)) != len(ids):
         raise EvalInputError(f"{shown(path)}: case id {next(i for i in ids if ids.count(i) > 1)!r} is used twice")

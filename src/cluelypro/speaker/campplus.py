@@ -27,6 +27,7 @@ from cluelypro.packaged import (
     ProgressCallback,
     cache_dir,
     digest_mismatch,
+    onnx_cpu_options,
     package_dir,
     sha256_of,
 )
@@ -93,12 +94,7 @@ class CamPlusEmbedder:
             import onnxruntime as ort
 
             size = self.model_path.stat().st_size
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            options.log_severity_level = 3
+            options = onnx_cpu_options(self.threads)
             try:
                 session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
             except Exception as error:  # onnxruntime raises its own exception types

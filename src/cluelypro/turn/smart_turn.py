@@ -28,7 +28,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cluelypro.config import SAMPLE_RATE
-from cluelypro.packaged import ModelUnavailableError, ProgressCallback, package_dir
+from cluelypro.packaged import ModelUnavailableError, ProgressCallback, onnx_cpu_options, package_dir
 
 MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
 SOURCE_PACKAGE = "pipecat"
@@ -138,12 +138,7 @@ class SmartTurn:
     def _session_of(self, content: bytes, path: Path) -> Any:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
+        options = onnx_cpu_options(self.threads)
         try:
             return ort.InferenceSession(content, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types
