@@ -146,12 +146,12 @@ def cbreak(fd: int, loop: asyncio.AbstractEventLoop | None = None) -> Iterator[N
     again — the shell sets its own mode while it holds the terminal. A process that is not the
     foreground job leaves the terminal alone (changing it would stop the process: SIGTTOU)."""
     mode = _Cbreak(fd)
-    mode.apply()
-    try:
-        with _job_control(mode, loop):
+    with _job_control(mode, loop):  # before cbreak: a Ctrl+Z from then on gives the terminal back
+        mode.apply()
+        try:
             yield
-    finally:
-        mode.restore()
+        finally:
+            mode.restore()
 
 
 class _Cbreak:
