@@ -50,10 +50,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -66,6 +65,7 @@ from rich.table import Table
 
 from cluelypro.bench.corpus import Recording
 from cluelypro.config import SAMPLE_RATE, Settings
+from cluelypro.threads import iterate_in_thread
 
 PIPECAT_VERSION = "1.14.0"
 INSTALL_HINT = "install the peer extra: pip install -e '.[peer]'"
@@ -782,7 +782,7 @@ def _pipecat_parts() -> SimpleNamespace:
 
         async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
             self.spoken.append((time.monotonic(), text))
-            async for chunk in _in_thread(lambda: self._engine.synthesize(text)):
+            async for chunk in iterate_in_thread(lambda: self._engine.synthesize(text)):
                 await self.stop_ttfb_metrics()
                 pcm = (np.clip(chunk, -1.0, 1.0) * 32767).astype("<i2").tobytes()
                 yield TTSAudioRawFrame(
@@ -831,39 +831,6 @@ def _speakable(text: str, language: str, normalize: Callable[[str, str], str]) -
     if not text or text.strip(".)") in ("", "0"):
         return ""
     return normalize(text, language)
-
-
-async def _in_thread(make_iterator: Callable[[], Iterator[np.ndarray]]) -> AsyncIterator[np.ndarray]:
-    """The items of a blocking iterator made and consumed on a worker thread, as they come."""
-    loop = asyncio.get_running_loop()
-    items: asyncio.Queue[Any] = asyncio.Queue()
-    end, stop = object(), threading.Event()
-
-    def hand_over(item: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is listening
-            loop.call_soon_threadsafe(items.put_nowait, item)
-
-    def produce() -> None:
-        try:
-            for item in make_iterator():
-                hand_over(item)
-                if stop.is_set():
-                    break
-        except Exception as error:
-            hand_over(error)
-        finally:
-            hand_over(end)
-
-    producer = loop.run_in_executor(None, produce)
-    try:
-        while (item := await items.get()) is not end:
-            if isinstance(item, Exception):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        if not producer.done():
-            producer.cancel()
 
 
 async def _replay(
