@@ -61,3 +61,16 @@ def test_an_unsure_turn_model_leaves_the_pause_to_the_fixed_window() -> None:
     harness.run(PAUSED, WaitFor(event("thesis"), "the answer"))
     assert [e["decision"] for e in harness.of("turn")] == ["unsure", "unsure"]
     assert len(harness.of("segment")) == 2, "cut at the 700 ms pause, as without a model"
+
+
+def test_a_missing_turn_model_leaves_the_fixed_window_with_a_warning(tmp_path, caplog) -> None:
+    """The turn model is an optimisation: without its weights (the pipecat-ai wheel needs Python
+    3.11) the prompter still starts, and says why questions end after END_SILENCE_MS."""
+    from cluelypro.engines import Engines, load_engines
+    from cluelypro.turn.smart_turn import SmartTurn
+    from harness.engines import ScriptedDetector
+
+    engines = Engines(ScriptedDetector(), [], [], [], turn=SmartTurn(tmp_path / "missing.onnx"))
+    load_engines(engines, lambda label: lambda done, total: None)
+    assert engines.turn is None
+    assert "the learned end of turn is off" in caplog.text and "missing.onnx" in caplog.text

@@ -8,6 +8,7 @@ missing cloud provider never loses a question.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -34,6 +35,8 @@ from cluelypro.speaker.base import SpeakerEmbedder
 from cluelypro.tts.base import SpeechSynthesizer
 from cluelypro.turn.base import TurnModel
 from cluelypro.vad.engines import SpeechDetector, make_detector
+
+log = logging.getLogger(__name__)
 
 
 class EngineUnavailable(Exception):
@@ -384,9 +387,13 @@ def load_engines(engines: Engines, report: StepReporter) -> float:
             engine.load(progress)
             engine.warm_up()
         except ModelUnavailableError as error:
-            if not getattr(engine, "remote", False):
+            if engine is engines.turn:  # an optimisation, not a stage: the fixed window ends questions
+                engines.turn = None
+                log.warning("the learned end of turn is off (%s); END_SILENCE_MS ends every question", error)
+            elif not getattr(engine, "remote", False):
                 raise
-            _drop(engines, engine, str(error))
+            else:
+                _drop(engines, engine, str(error))
         progress(1, 1)
     return time.monotonic() - started
 

@@ -371,7 +371,12 @@ def _turn_check(settings: Settings) -> list[Check]:
     from cluelypro.engines import make_turn_model
 
     model = make_turn_model(settings)
-    return [] if model is None else [_engine_check("turn", "embedded (smart-turn)", model, probe=False)]
+    if model is None:
+        return []
+    check = _engine_check("turn", "embedded (smart-turn)", model, probe=False)
+    if check.ok is False:  # not fatal: the fixed END_SILENCE_MS window ends questions instead
+        return [Check(check.area, check.name, None, f"{check.detail}; until then END_SILENCE_MS ends questions")]
+    return [check]
 
 
 def _engine_check(stage: str, label: str, engine: Any, probe: bool) -> Check:
