@@ -79,13 +79,20 @@ def load_questions(path: Path, limit: int | None = None) -> list[LabelledQuestio
     return parsed_lines(path, _question, f"holds no questions (one JSON object a line: {JSONL_FORMAT})")[:limit]
 
 
-def _question(line: str, where: str) -> LabelledQuestion:
+def json_object(line: str, where: str, expected: str) -> dict:
+    """One line of a JSON-lines file as an object, or a one-line error naming `where` and, for a
+    line that is no object, the `expected` shape."""
     try:
         item = json.loads(line)
     except json.JSONDecodeError as error:
         raise EvalInputError(f"{where}: not JSON ({error.msg} at column {error.colno})") from None
     if not isinstance(item, dict):
-        raise EvalInputError(f"{where}: expected an object {JSONL_FORMAT}")
+        raise EvalInputError(f"{where}: expected an object {expected}")
+    return item
+
+
+def _question(line: str, where: str) -> LabelledQuestion:
+    item = json_object(line, where, JSONL_FORMAT)
     question, facts, audio, subject = (item.get(key) for key in ("question", "facts", "audio", "subject"))
     if not isinstance(question, str) or not question.strip():
         raise EvalInputError(f'{where}: "question" must be a non-empty string')

@@ -16,7 +16,6 @@ background appended until TAIL_S after the question's end.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from cluelypro.audio.io import read_audio, shown
 from cluelypro.config import SAMPLE_RATE, Settings
-from cluelypro.eval.inputs import EvalInputError, parsed_lines
+from cluelypro.eval.inputs import EvalInputError, json_object, parsed_lines
 from cluelypro.metrics.summary import percentiles
 from cluelypro.turn.base import TurnModel
 from cluelypro.vad.segmenter import Segmenter, SpeechEnded, SpeechPaused, SpeechStarted
@@ -97,12 +96,7 @@ def load_cases(path: Path, limit: int | None = None) -> list[TurnCase]:
 
 
 def _case(line: str, where: str) -> TurnCase:
-    try:
-        item = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise EvalInputError(f"{where}: not JSON ({error.msg} at column {error.colno})") from None
-    if not isinstance(item, dict):
-        raise EvalInputError(f"{where}: expected an object {MANIFEST_FORMAT}")
+    item = json_object(line, where, MANIFEST_FORMAT)
     for key in ("id", "file", "voice", "text"):
         if not isinstance(item.get(key), str) or not item[key].strip():
             raise EvalInputError(f'{where}: "{key}" must be a non-empty string')
